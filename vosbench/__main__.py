@@ -1,0 +1,3 @@
+from vosbench.cli import main
+
+raise SystemExit(main())

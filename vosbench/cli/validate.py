@@ -1,0 +1,34 @@
+"""`vosbench validate`: check a results folder without scoring it."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from vosbench.cli.evaluate import add_common_arguments
+from vosbench.io.factory import open_dataset
+from vosbench.tracks.params import EvalParams, Track
+from vosbench.tracks.validate import validate_folder
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("validate", help="check a results folder (files, sizes, ids) without scoring")
+    add_common_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vosbench.io.factory import DatasetKind
+
+    dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution,
+                           unsupervised=args.track is Track.UNSUPERVISED)
+    params = EvalParams.official(args.track, youtubevos=args.dataset is DatasetKind.YOUTUBEVOS)
+    problems = validate_folder(dataset, args.results, params)
+    for problem in problems:
+        print(f"- {problem}")
+    if problems:
+        print(f"{len(problems)} problem(s) in {args.results}")
+        return 2
+    print(f"{args.results}: valid for {dataset.describe()} ({params.track.value})")
+    return 0

@@ -1,0 +1,175 @@
+"""Datasets as lazy collections of sequences: names, frame lists and file paths.
+
+Nothing here loads a whole video up front; `read_annotations` reads one
+sequence's masks as uint8 when asked, and frames are read one at a time.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import cv2
+import numpy as np
+
+from vosbench.errors import InputError
+from vosbench.io.masks import read_mask, read_mask_stack
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+RESOLUTIONS = ("480p", "240p", "Full-Resolution")
+
+
+def read_frame(path: str | os.PathLike) -> np.ndarray:
+    """Read one video frame as ``(H, W, 3) uint8`` RGB."""
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise InputError(path, "frame cannot be read as an image.", "Check that the file exists and is a JPEG or PNG.")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def _stems(folder: Path, suffixes: Sequence[str]) -> list[str]:
+    return sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
+
+
+class Dataset(ABC):
+    """What every dataset offers to the tracks and the methods.
+
+    binary: every sequence has one object and masks are read as foreground/background
+    (DAVIS 2016). Otherwise masks carry object ids and 255 is void.
+    """
+
+    name: str = "dataset"
+    binary: bool = False
+    root: Path
+
+    @abstractmethod
+    def sequence_names(self) -> list[str]:
+        """Names of the sequences of the chosen split, in a stable order."""
+
+    @abstractmethod
+    def frame_names(self, sequence: str) -> list[str]:
+        """Names (file stems) of every frame of a sequence, in order."""
+
+    @abstractmethod
+    def annotation_path(self, sequence: str, frame: str) -> Path:
+        """Ground-truth mask file of one frame."""
+
+    @abstractmethod
+    def image_path(self, sequence: str, frame: str) -> Path:
+        """Image file of one frame."""
+
+    def annotated_frames(self, sequence: str) -> list[str]:
+        """Frames that carry ground truth (every frame in DAVIS)."""
+        return self.frame_names(sequence)
+
+    def read_annotations(self, sequence: str) -> np.ndarray:
+        """Ground truth of the annotated frames as ``(T, H, W) uint8``."""
+        paths = [self.annotation_path(sequence, f) for f in self.annotated_frames(sequence)]
+        return read_mask_stack(paths, binary=self.binary)
+
+    def read_annotation(self, sequence: str, frame: str) -> np.ndarray:
+        return read_mask(self.annotation_path(sequence, frame), binary=self.binary)
+
+    def read_frame(self, sequence: str, frame: str) -> np.ndarray:
+        return read_frame(self.image_path(sequence, frame))
+
+    def iter_frames(self, sequence: str) -> Iterator[np.ndarray]:
+        for frame in self.frame_names(sequence):
+            yield self.read_frame(sequence, frame)
+
+    def describe(self) -> str:
+        return f"{self.name} at {self.root}"
+
+
+class DavisDataset(Dataset):
+    """The DAVIS layout: ``JPEGImages/<res>/<seq>/``, ``Annotations/<res>/<seq>/``, ``ImageSets/``.
+
+    year 2016: one object per sequence, masks binarised (any non-zero is foreground).
+    year 2017: palette masks of object ids, 255 void.
+    The split list is read from ``ImageSets/<year>/<split>.txt`` (one name per line)
+    or ``ImageSets/<res>/<split>.txt`` (the DAVIS 2016 "image annotation" pairs).
+    """
+
+    def __init__(self, root: str | os.PathLike, year: int = 2017, split: str = "val",
+                 resolution: str = "480p", image_resolution: str | None = None,
+                 sequences: Sequence[str] | None = None, annotations: str = "Annotations"):
+        self.root = Path(root)
+        self.year = int(year)
+        if self.year not in (2016, 2017):
+            raise ValueError(f"DAVIS year must be 2016 or 2017, got {year}")
+        self.split = split
+        self.resolution = resolution
+        self.binary = self.year == 2016
+        self.name = f"davis{self.year}"
+        self._image_resolution = image_resolution
+        # DAVIS 2017 keeps the unsupervised track's ground truth in Annotations_unsupervised.
+        self.annotations = annotations if (self.root / annotations).is_dir() else "Annotations"
+        if not (self.root / "Annotations").is_dir():
+            raise InputError(self.root, "is not a DAVIS folder (no Annotations/ inside).",
+                             "Point --gt at the DAVIS root that holds Annotations/, JPEGImages/ and ImageSets/.")
+        self._sequences = list(sequences) if sequences is not None else self._read_split()
+        self._frames: dict[str, list[str]] = {}
+
+    def _read_split(self) -> list[str]:
+        candidates = [self.root / "ImageSets" / str(self.year) / f"{self.split}.txt",
+                      self.root / "ImageSets" / self.resolution / f"{self.split}.txt"]
+        if self.year == 2016:
+            candidates.reverse()
+        for path in candidates:
+            if path.is_file():
+                names: list[str] = []
+                for line in path.read_text().splitlines():
+                    line = line.strip()
+                    if not line:
+                        continue
+                    token = line.split()[0]
+                    # "/JPEGImages/480p/bear/00000.jpg ..." lines name frames: keep the sequence.
+                    name = Path(token).parent.name if "/" in token else token
+                    if name not in names:
+                        names.append(name)
+                return names
+        raise InputError(candidates[0], f"split file for {self.split!r} not found (also looked for {candidates[1]}).",
+                         "Pass the DAVIS root that holds ImageSets/, or choose an existing --split.")
+
+    def sequence_names(self) -> list[str]:
+        return list(self._sequences)
+
+    def _annotation_dir(self, sequence: str) -> Path:
+        return self.root / self.annotations / self.resolution / sequence
+
+    def image_dir(self, sequence: str) -> Path:
+        order = [self._image_resolution] if self._image_resolution else [self.resolution] + [
+            r for r in RESOLUTIONS if r != self.resolution]
+        for res in order:
+            folder = self.root / "JPEGImages" / res / sequence
+            if folder.is_dir():
+                return folder
+        raise InputError(self.root / "JPEGImages" / order[0] / sequence, "frames folder does not exist.",
+                         "Download the DAVIS JPEGImages for this resolution or pass --resolution.")
+
+    def frame_names(self, sequence: str) -> list[str]:
+        if sequence not in self._frames:
+            folder = self._annotation_dir(sequence)
+            if not folder.is_dir():
+                raise InputError(folder, "ground-truth folder of the sequence does not exist.",
+                                 "Check --gt and --split: every sequence of the split needs its Annotations folder.")
+            self._frames[sequence] = _stems(folder, (".png",))
+        return list(self._frames[sequence])
+
+    def annotation_path(self, sequence: str, frame: str) -> Path:
+        return self._annotation_dir(sequence) / f"{frame}.png"
+
+    def image_path(self, sequence: str, frame: str) -> Path:
+        folder = self.image_dir(sequence)
+        for suffix in (".jpg", ".png", ".jpeg"):
+            path = folder / f"{frame}{suffix}"
+            if path.exists():
+                return path
+        return folder / f"{frame}.jpg"
+
+    def describe(self) -> str:
+        return f"DAVIS {self.year} {self.split} ({self.resolution}) at {self.root}"

@@ -1,0 +1,157 @@
+"""Mask PNGs in every encoding that real methods write, read as uint8 object-id arrays.
+
+Accepted encodings (all decode to an ``(H, W) uint8`` array of object ids,
+0 = background, 255 = void in DAVIS 2017 ground truth):
+
+* ``1`` (1-bit): foreground -> 1.
+* ``L`` 0/255: foreground -> 1 (the usual binary encoding).
+* ``L`` with small integers (0/1, or ids 0..N): the values are the ids.
+* ``P`` (palette, the DAVIS encoding): the palette indices are the ids, whatever
+  the palette's colours are.  A ``P`` image holding only 0 and 255 is a binary
+  mask written with index 255 and is read as object 1.
+* ``LA`` / ``PA`` / ``RGBA``: the alpha channel is ignored.
+* ``RGB`` drawn with the DAVIS palette colours: each colour maps back to its id;
+  grey RGB (r = g = b) is read like ``L``.
+* ``I;16`` / ``I``: integer ids below 256.
+
+``binary=True`` (DAVIS 2016: one object per sequence) turns every non-zero
+value into 1, so that 0/255, 0/1 and palette masks all agree.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from vosbench.errors import InputError
+from vosbench.io.atomic import atomic_path
+
+VOID_LABEL = 255
+
+
+def _davis_palette() -> np.ndarray:
+    """The DAVIS / PASCAL VOC colour map: 256 RGB colours, id i -> bits of i spread over RGB."""
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    for index in range(256):
+        r = g = b = 0
+        c = index
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette[index] = (r, g, b)
+    return palette
+
+
+DAVIS_PALETTE: np.ndarray = _davis_palette()
+# Colour (packed as r << 16 | g << 8 | b) -> id, for masks saved as RGB.
+_COLOUR_TO_ID = {int(r) << 16 | int(g) << 8 | int(b): i for i, (r, g, b) in enumerate(DAVIS_PALETTE)}
+
+
+def _binary_like(values: np.ndarray) -> bool:
+    """True when the only values are 0 and 255 (a binary mask written as 0/255)."""
+    return bool(np.all((values == 0) | (values == 255)))
+
+
+def _decode(image: Image.Image, path: Path) -> np.ndarray:
+    mode = image.mode
+    if mode == "1":
+        return np.asarray(image, dtype=np.uint8)
+    if mode in ("LA", "PA"):
+        image = image.getchannel(0)
+        mode = "L" if mode == "LA" else "P"
+        if mode == "P":
+            return np.array(image, dtype=np.uint8)
+    if mode == "P":
+        ids = np.asarray(image, dtype=np.uint8)
+        present = np.unique(ids)
+        if present.size and _binary_like(present) and present[-1] == 255:
+            return (ids == 255).astype(np.uint8)
+        return ids
+    if mode == "L":
+        ids = np.asarray(image, dtype=np.uint8)
+        present = np.unique(ids)
+        if present.size and _binary_like(present) and present[-1] == 255:
+            return (ids == 255).astype(np.uint8)
+        return ids
+    if mode in ("I;16", "I;16B", "I", "F"):
+        values = np.asarray(image)
+        if values.min() < 0 or values.max() > 255 or (mode == "F" and np.any(values != np.round(values))):
+            raise InputError(path, f"{mode} mask has values outside the ids 0..255.",
+                             "Save masks as 8-bit palette (P) or grayscale (L) PNGs of object ids.")
+        return _decode(Image.fromarray(values.astype(np.uint8), mode="L"), path)
+    if mode in ("RGB", "RGBA"):
+        rgb = np.asarray(image.convert("RGB"), dtype=np.uint8)
+        if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2]):
+            return _decode(Image.fromarray(rgb[..., 0], mode="L"), path)
+        packed = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+        colours, inverse = np.unique(packed, return_inverse=True)
+        lut = np.empty(len(colours), dtype=np.uint8)
+        for k, colour in enumerate(colours):
+            object_id = _COLOUR_TO_ID.get(int(colour))
+            if object_id is None:
+                rgb_text = (int(colour) >> 16, (int(colour) >> 8) & 255, int(colour) & 255)
+                raise InputError(path, f"RGB mask uses the colour {rgb_text}, which is not a DAVIS palette colour.",
+                                 "Save masks as palette (P) PNGs of object ids, or draw them with the DAVIS palette.")
+            lut[k] = object_id
+        return lut[inverse.reshape(packed.shape)]
+    raise InputError(path, f"unsupported PNG mode {mode!r} for a mask.",
+                     "Save masks as palette (P), grayscale (L) or 1-bit PNGs of object ids.")
+
+
+def read_mask(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
+    """Read one mask file into an ``(H, W) uint8`` array of object ids.
+
+    Raises InputError naming the file when it is missing or cannot be decoded.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            image.load()
+            ids = _decode(image, path)
+    except InputError:
+        raise
+    except FileNotFoundError:
+        raise InputError(path, "mask file does not exist.", "Write one PNG per frame, named like the ground truth.") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise InputError(path, f"cannot be read as an image ({exc}).",
+                         "Re-write the file as a PNG mask; it may be truncated or not an image.") from None
+    if binary:
+        ids = (ids != 0).astype(np.uint8)
+    return np.ascontiguousarray(ids)
+
+
+def read_mask_stack(paths: Sequence[str | os.PathLike], binary: bool = False) -> np.ndarray:
+    """Read several same-sized masks into a ``(T, H, W) uint8`` array (never float)."""
+    if not paths:
+        raise ValueError("read_mask_stack needs at least one path")
+    first = read_mask(paths[0], binary=binary)
+    stack = np.empty((len(paths),) + first.shape, dtype=np.uint8)
+    stack[0] = first
+    for t, path in enumerate(paths[1:], start=1):
+        mask = read_mask(path, binary=binary)
+        if mask.shape != first.shape:
+            raise InputError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but {paths[0]} is "
+                                   f"{first.shape[1]}x{first.shape[0]}.",
+                             "Write every mask of a sequence at the size of its frames.")
+        stack[t] = mask
+    return stack
+
+
+def write_mask(path: str | os.PathLike, ids: np.ndarray, palette: np.ndarray | None = None) -> None:
+    """Write an ``(H, W)`` array of object ids as a palette PNG (the DAVIS encoding), atomically."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"a mask must be 2-D, got shape {ids.shape}")
+    if ids.dtype != np.uint8:
+        if ids.size and (ids.min() < 0 or ids.max() > 255):
+            raise ValueError("object ids must lie in 0..255")
+        ids = ids.astype(np.uint8)
+    image = Image.fromarray(ids, mode="P")
+    image.putpalette((DAVIS_PALETTE if palette is None else palette).astype(np.uint8).ravel().tolist())
+    with atomic_path(path, suffix=".png") as tmp:
+        image.save(tmp, format="PNG")

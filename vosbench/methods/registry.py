@@ -1,0 +1,44 @@
+"""Methods are found through the entry-point group ``vosbench.methods``.
+
+The baselines register themselves in vosbench's own pyproject; a third-party
+package adds a line to its own::
+
+    [project.entry-points."vosbench.methods"]
+    my-method = "my_package.module:MyMethod"
+"""
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from vosbench.errors import VosbenchError
+from vosbench.methods.base import Method
+
+ENTRY_POINT_GROUP = "vosbench.methods"
+
+
+def _entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def available_methods() -> list[str]:
+    """Names of every registered method."""
+    return sorted(_entry_points())
+
+
+def get_method(name: str) -> type[Method]:
+    """The method class registered under `name`."""
+    eps = _entry_points()
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise VosbenchError(f"unknown method {name!r}. Registered methods: {known}. "
+                            f"A package registers one under the entry-point group {ENTRY_POINT_GROUP!r}.")
+    cls = eps[name].load()
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise VosbenchError(f"entry point {name!r} ({eps[name].value}) is not a vosbench Method subclass.")
+    return cls
+
+
+def load_method(name: str, **options: Any) -> Method:
+    """Instantiate a registered method with its options (device, weights, ...)."""
+    return get_method(name)(**options)

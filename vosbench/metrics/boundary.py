@@ -1,0 +1,101 @@
+"""Contour accuracy F: the boundary F-measure of the DAVIS toolkits.
+
+The boundary of a mask is `seg2bmap`: a pixel is boundary when it differs from
+its east, south or south-east neighbour (last row: east only; last column: south
+only; the bottom-right pixel never), so the image border itself is never
+boundary. Boundaries match within a disk of radius ``ceil(0.008 * diagonal)``.
+
+`f_measure` works on the bounding box of the two masks (grown by one pixel), which
+gives exactly the full-frame result: every boundary pixel lies in that box and a
+dilation only needs the boundary pixels it is asked about.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import cv2
+import numpy as np
+from skimage.morphology import disk
+
+BOUNDARY_THRESHOLD = 0.008
+
+
+def boundary_radius(height: int, width: int, bound_th: float = BOUNDARY_THRESHOLD) -> int:
+    """Matching tolerance in pixels: ``bound_th`` itself when >= 1, else a fraction of the diagonal."""
+    if bound_th >= 1:
+        return int(bound_th)
+    return int(math.ceil(bound_th * math.hypot(height, width)))
+
+
+@lru_cache(maxsize=16)
+def _disk_kernel(radius: int) -> np.ndarray:
+    return disk(radius).astype(np.uint8)
+
+
+def seg2bmap(seg: np.ndarray) -> np.ndarray:
+    """Boundary map of a binary mask (same size), as the DAVIS toolkits compute it."""
+    seg = np.asarray(seg, dtype=bool)
+    b = np.zeros_like(seg)
+    # Interior: differs from E, S or SE.
+    core = seg[:-1, :-1]
+    b[:-1, :-1] = (core ^ seg[:-1, 1:]) | (core ^ seg[1:, :-1]) | (core ^ seg[1:, 1:])
+    b[-1, :-1] = seg[-1, :-1] ^ seg[-1, 1:]   # last row: east only
+    b[:-1, -1] = seg[:-1, -1] ^ seg[1:, -1]   # last column: south only
+    b[-1, -1] = False
+    return b
+
+
+def _precision_recall_to_f(n_pred: int, n_gt: int, pred_match: int, gt_match: int) -> float:
+    if n_pred == 0 and n_gt > 0:
+        precision, recall = 1.0, 0.0
+    elif n_pred > 0 and n_gt == 0:
+        precision, recall = 0.0, 1.0
+    elif n_pred == 0 and n_gt == 0:
+        precision, recall = 1.0, 1.0
+    else:
+        precision = pred_match / float(n_pred)
+        recall = gt_match / float(n_gt)
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def f_measure_cropped(gt: np.ndarray, pred: np.ndarray, radius: int) -> float:
+    """F of two boolean masks that already exclude void; `radius` from the full frame size."""
+    union = (gt | pred).view(np.uint8)
+    x, y, w, h = cv2.boundingRect(union)
+    if w == 0:  # both masks empty: both boundaries empty
+        return 1.0
+    height, width = gt.shape
+    y0, x0 = max(y - 1, 0), max(x - 1, 0)
+    y1, x1 = min(y + h + 1, height), min(x + w + 1, width)
+    gt_b = seg2bmap(gt[y0:y1, x0:x1])
+    pred_b = seg2bmap(pred[y0:y1, x0:x1])
+    n_gt = int(np.count_nonzero(gt_b))
+    n_pred = int(np.count_nonzero(pred_b))
+    if n_gt == 0 or n_pred == 0:
+        return _precision_recall_to_f(n_pred, n_gt, 0, 0)
+    kernel = _disk_kernel(radius)
+    gt_dil = cv2.dilate(gt_b.view(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    pred_dil = cv2.dilate(pred_b.view(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    pred_match = int(np.count_nonzero(pred_b & gt_dil.view(bool)))
+    gt_match = int(np.count_nonzero(gt_b & pred_dil.view(bool)))
+    return _precision_recall_to_f(n_pred, n_gt, pred_match, gt_match)
+
+
+def f_measure(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None,
+              bound_th: float = BOUNDARY_THRESHOLD) -> float:
+    """Boundary F-measure of one frame (two ``(H, W)`` binary masks).
+
+    Void pixels are removed from both masks before their boundaries are taken.
+    """
+    gt = np.ascontiguousarray(gt, dtype=bool)
+    pred = np.ascontiguousarray(pred, dtype=bool)
+    if gt.shape != pred.shape or gt.ndim != 2:
+        raise ValueError(f"f_measure needs two masks of one (H, W) shape, got {gt.shape} and {pred.shape}")
+    if void is not None:
+        keep = ~np.asarray(void, dtype=bool)
+        gt = gt & keep
+        pred = pred & keep
+    return f_measure_cropped(gt, pred, boundary_radius(*gt.shape, bound_th=bound_th))

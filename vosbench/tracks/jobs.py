@@ -1,0 +1,143 @@
+"""One sequence's scoring as a self-contained, picklable job (what joblib ships to a worker)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from vosbench.errors import InputError
+from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_stack
+from vosbench.metrics.frames import object_frame_scores
+from vosbench.tracks.params import EvalParams, Track
+from vosbench.tracks.result import SequenceScores
+
+
+@dataclass(frozen=True)
+class SequenceJob:
+    """Paths of one sequence's ground truth and prediction, frame by frame.
+
+    pred_paths[t] is None where a frame that is not scored has no prediction
+    (e.g. the given first frame of the semi-supervised track).
+    """
+
+    sequence: str
+    frames: tuple[str, ...]
+    gt_paths: tuple[Path, ...]
+    pred_paths: tuple[Path | None, ...]
+    binary: bool
+    params: EvalParams
+
+
+def _read_predictions(job: SequenceJob, shape: tuple[int, int]) -> np.ndarray:
+    pred = np.zeros((len(job.pred_paths),) + shape, dtype=np.uint8)
+    for t, path in enumerate(job.pred_paths):
+        if path is None:
+            continue
+        mask = read_mask(path, binary=job.binary)
+        if mask.shape != shape:
+            raise InputError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the ground truth is "
+                                   f"{shape[1]}x{shape[0]}.",
+                             "Write masks at the ground truth's resolution (resize with nearest neighbour).")
+        pred[t] = mask
+    return pred
+
+
+def _semi_objects(gt: np.ndarray, job: SequenceJob) -> list[int]:
+    if job.binary:
+        return [1]
+    if job.params.annotated_only:
+        ids = np.unique(gt)
+        return [int(i) for i in ids if i not in (0, VOID_LABEL)]
+    # Official DAVIS 2017: objects are 1..(largest id of the first frame); gaps become phantom objects.
+    first = gt[0]
+    first_ids = first[first != VOID_LABEL]
+    return list(range(1, int(first_ids.max()) + 1)) if first_ids.size else []
+
+
+def _scored_frames(gt: np.ndarray, object_ids: list[int], params: EvalParams) -> np.ndarray:
+    """(K, T) boolean: which frames count for which object."""
+    n_frames = gt.shape[0]
+    scored = np.ones((len(object_ids), n_frames), dtype=bool)
+    if params.skip_first_last and n_frames > 2:
+        scored[:, 0] = scored[:, -1] = False
+    elif params.skip_first_last:
+        scored[:] = False
+    if params.annotated_only:
+        for k, object_id in enumerate(object_ids):
+            present = np.flatnonzero((gt == object_id).any(axis=(1, 2)))
+            first = present[0] if present.size else n_frames
+            scored[k, : first + 1] = False
+    return scored
+
+
+def score_sequence(job: SequenceJob) -> SequenceScores:
+    """Score one sequence under its job's protocol."""
+    params = job.params
+    gt = read_mask_stack(job.gt_paths, binary=job.binary)
+    pred = _read_predictions(job, gt.shape[1:])
+    void = (gt == VOID_LABEL) if (params.apply_void and not job.binary) else None
+    object_ids = _semi_objects(gt, job)
+    pred_max = int(pred.max()) if pred.size else 0
+
+    if params.track is Track.UNSUPERVISED:
+        if pred_max > params.max_proposals:
+            where = next(p for p, m in zip(job.pred_paths, pred) if p is not None and int(m.max()) > params.max_proposals)
+            raise InputError(where, f"holds proposal id {int(pred_max)}, more than the {params.max_proposals} "
+                                    "proposals allowed per sequence.",
+                             f"Keep at most {params.max_proposals} proposals (ids 1..{params.max_proposals}).")
+        n_props = max(pred_max, len(object_ids))
+        proposals = list(range(1, n_props + 1))
+        # J and F of every (proposal, object) pair over all frames, then Hungarian matching on mean J&F.
+        j_all = np.empty((n_props, len(object_ids), gt.shape[0]))
+        f_all = np.empty_like(j_all)
+        for p_index, proposal in enumerate(proposals):
+            j_pk, f_pk = object_frame_scores(gt, pred, object_ids, void=void,
+                                             pred_ids=[proposal] * len(object_ids), bound_th=params.bound_th)
+            j_all[p_index], f_all[p_index] = j_pk, f_pk
+        if object_ids:
+            cost = (j_all.mean(axis=2) + f_all.mean(axis=2)) / 2
+            rows, cols = linear_sum_assignment(-cost)
+        else:
+            rows = cols = np.zeros(0, dtype=np.int64)
+        j, f = j_all[rows, cols, :], f_all[rows, cols, :]
+        matched_objects = [object_ids[c] for c in cols]
+        matched_props = [proposals[r] for r in rows]
+        scored = _scored_frames(gt, matched_objects, params)
+        j[~scored] = np.nan
+        f[~scored] = np.nan
+        return SequenceScores(job.sequence, list(job.frames), matched_objects, j, f, proposal_ids=matched_props)
+
+    # Semi-supervised.
+    if not job.binary and not params.annotated_only and pred_max > (object_ids[-1] if object_ids else 0):
+        where = next(p for p, m in zip(job.pred_paths, pred) if p is not None and int(m.max()) == pred_max)
+        raise InputError(where, f"holds object id {pred_max}, but the ground truth of {job.sequence!r} has "
+                                f"{len(object_ids)} object(s).",
+                         "Write only the ids of the ground truth's first frame (0 = background).")
+    if params.annotated_only:
+        unknown = sorted(set(int(i) for i in np.unique(pred)) - set(object_ids) - {0})
+        if unknown:
+            where = next(p for p, m in zip(job.pred_paths, pred) if p is not None and np.isin(m, unknown).any())
+            raise InputError(where, f"holds object id(s) {unknown} that the ground truth of {job.sequence!r} "
+                                    "does not have.", "Write only ids given in the ground truth (0 = background).")
+    scored = _scored_frames(gt, object_ids, params)
+    keep_t = np.flatnonzero(scored.any(axis=0))
+    j = np.full((len(object_ids), gt.shape[0]), np.nan)
+    f = np.full_like(j, np.nan)
+    if keep_t.size and object_ids:
+        j_part, f_part = object_frame_scores(gt[keep_t], pred[keep_t], object_ids,
+                                             void=None if void is None else void[keep_t], bound_th=params.bound_th)
+        j[:, keep_t], f[:, keep_t] = j_part, f_part
+    j[~scored] = np.nan
+    f[~scored] = np.nan
+    return SequenceScores(job.sequence, list(job.frames), object_ids, j, f)
+
+
+def check_content(job: SequenceJob) -> list[InputError]:
+    """Decode a job's masks and report what would stop scoring (ids, proposals, encodings)."""
+    try:
+        score_sequence(job)
+    except InputError as exc:
+        return [exc]
+    return []

@@ -1,0 +1,139 @@
+"""Check a results folder against a dataset before anything is scored.
+
+Structural checks read only PNG headers, so they are cheap; content checks
+(object ids, proposal counts, undecodable pixels) happen while scoring and
+raise the same InputError. Every problem names the file and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from vosbench.errors import InputError
+from vosbench.io.datasets import Dataset
+from vosbench.tracks.jobs import SequenceJob
+from vosbench.tracks.params import EvalParams
+
+# Files vosbench or the official toolkits write into a results folder; never masks.
+OUTPUT_SUFFIXES = (".csv", ".json", ".txt", ".md", ".yml", ".yaml", ".log")
+
+
+@dataclass
+class ValidationReport:
+    jobs: list[SequenceJob] = field(default_factory=list)
+    problems: list[InputError] = field(default_factory=list)
+    # sequence -> problems; a lenient run skips these sequences.
+    by_sequence: dict[str, list[InputError]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _scored_frame_indices(n_frames: int, params: EvalParams) -> set[int]:
+    if params.skip_first_last:
+        return set(range(1, n_frames - 1))
+    return set(range(n_frames))
+
+
+def build_jobs(dataset: Dataset, results_dir: str | Path, params: EvalParams) -> ValidationReport:
+    """Pair every ground-truth frame with its result mask; collect every structural problem."""
+    results = Path(results_dir)
+    report = ValidationReport()
+    if not results.is_dir():
+        report.problems.append(InputError(results, "results folder does not exist." if not results.exists()
+                                          else "is a file, not a results folder.",
+                                          "Pass the folder that holds one sub-folder of PNG masks per sequence."))
+        return report
+    sequences = dataset.sequence_names()
+    present = {p.name for p in results.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    if not present & set(sequences):
+        nested = [p for p in sorted(results.iterdir()) if p.is_dir() and any((p / s).is_dir() for s in sequences)]
+        fix = (f"Point at {nested[0]} instead: it holds the sequence folders." if nested else
+               f"The folder must hold one sub-folder per sequence ({', '.join(sequences[:3])}, ...) of PNG masks.")
+        report.problems.append(InputError(results, "holds no folder of any sequence of the dataset.", fix))
+        return report
+    for extra in sorted(present - set(sequences)):
+        problem = InputError(results / extra, f"is not a sequence of {dataset.describe()}.",
+                             "Remove it, or choose the --split / --dataset it belongs to.")
+        report.problems.append(problem)
+        report.by_sequence.setdefault(extra, []).append(problem)
+    for seq in sequences:
+        seq_problems = _check_sequence(dataset, results, seq, params, report)
+        if seq_problems:
+            report.problems.extend(seq_problems)
+            report.by_sequence.setdefault(seq, []).extend(seq_problems)
+    return report
+
+
+def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParams,
+                    report: ValidationReport) -> list[InputError]:
+    problems: list[InputError] = []
+    folder = results / seq
+    if not folder.is_dir():
+        what = "is a file, not a folder of masks" if folder.exists() else "is missing"
+        return [InputError(folder, f"results of sequence {seq!r} {what}.",
+                           "Write one PNG mask per frame into a folder named after the sequence.")]
+    frames = dataset.annotated_frames(seq) if params.annotated_only else dataset.frame_names(seq)
+    gt_paths = [dataset.annotation_path(seq, f) for f in frames]
+    try:
+        with Image.open(gt_paths[0]) as first:
+            gt_size = first.size
+    except (OSError, ValueError) as exc:
+        return [InputError(gt_paths[0], f"ground truth cannot be read ({exc}).", "Re-download the dataset.")]
+    scored = _scored_frame_indices(len(frames), params)
+    files = {p.name: p for p in folder.iterdir() if not p.name.startswith(".")}
+    expected = {f"{f}.png" for f in frames}
+    pred_paths: list[Path | None] = []
+    for t, frame in enumerate(frames):
+        path = folder / f"{frame}.png"
+        if f"{frame}.png" not in files:
+            if t in scored:
+                problems.append(InputError(path, "mask of a scored frame is missing.",
+                                           "Write a mask for every frame of the sequence (00000.png, 00001.png, ...)."))
+            pred_paths.append(None)
+            continue
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except (OSError, ValueError, SyntaxError) as exc:
+            problems.append(InputError(path, f"cannot be read as a PNG ({exc}).",
+                                       "Re-write the mask; the file may be empty, truncated or not a PNG."))
+            pred_paths.append(path)
+            continue
+        if size != gt_size:
+            problems.append(InputError(path, f"mask is {size[0]}x{size[1]} but the ground truth is "
+                                             f"{gt_size[0]}x{gt_size[1]}.",
+                                       "Write masks at the ground truth's resolution (resize with nearest neighbour)."))
+        pred_paths.append(path)
+    for name in sorted(set(files) - expected):
+        path = files[name]
+        if path.suffix.lower() in OUTPUT_SUFFIXES:
+            continue
+        if path.is_dir():
+            problems.append(InputError(path, "unexpected folder inside a sequence's results.",
+                                       "A sequence folder holds only PNG masks; remove the folder."))
+        elif path.suffix.lower() != ".png":
+            problems.append(InputError(path, f"is not a PNG ({path.suffix or 'no suffix'}); masks must be PNG files.",
+                                       "Save masks as PNG (JPEG compression corrupts object ids)."))
+        else:
+            problems.append(InputError(path, f"names no frame of {seq!r} ({len(frames)} frames, "
+                                             f"{frames[0]}..{frames[-1]}).",
+                                       "Name masks after the ground-truth frames, or remove the extra file."))
+    if not problems:
+        report.jobs.append(SequenceJob(sequence=seq, frames=tuple(frames), gt_paths=tuple(gt_paths),
+                                       pred_paths=tuple(pred_paths), binary=dataset.binary, params=params))
+    return problems
+
+
+def validate_folder(dataset: Dataset, results_dir: str | Path, params: EvalParams) -> list[InputError]:
+    """Every problem of a results folder, structural and in the pixels (decodes every mask)."""
+    from vosbench.tracks.jobs import check_content
+
+    report = build_jobs(dataset, results_dir, params)
+    problems = list(report.problems)
+    for job in report.jobs:
+        problems.extend(check_content(job))
+    return problems
