@@ -1,0 +1,331 @@
+"""Leaderboards: one row per method, written as ``<dataset>-<split>-<track>.{csv,md,json}``.
+
+A row says where its figures come from (`Source`): measured by a vosbench run,
+recomputed here from a folder of published masks, or quoted from a published
+leaderboard. Rows are keyed by (method, source, options); writing a row with
+the same key replaces the old one (an upsert), so re-running a method updates
+its row instead of adding a second one.
+
+The three files are rewritten together under a lock, each atomically, so a
+reader never sees a half-written table and two runs finishing at once do not
+lose each other's rows.
+"""
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import enum
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import pandas as pd
+
+from vosbench.errors import InputError
+from vosbench.io.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+
+MEASURE_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay", "T-Mean"]
+INFO_COLUMNS = ["seconds_per_frame", "device", "source", "options", "n_sequences", "n_frames", "n_objects",
+                "resolution", "vosbench_version", "date", "masks"]
+COLUMNS = ["method"] + MEASURE_COLUMNS + INFO_COLUMNS
+KEY_COLUMNS = ["method", "source", "options"]
+# Lower is better for these; every other measure column is higher-is-better.
+LOWER_IS_BETTER = {"J-Decay", "F-Decay", "T-Mean", "seconds_per_frame"}
+
+
+class Source(str, enum.Enum):
+    """Where the figures of a leaderboard row come from."""
+
+    THIS_RUN = "this run"
+    RECOMPUTED = "published masks, computed here"
+    PUBLISHED = "published figures, quoted"
+
+
+def leaderboard_stem(dataset: str, split: str, track: str) -> str:
+    return f"{_text(dataset)}-{_text(split)}-{_text(track)}"
+
+
+def leaderboard_paths(leaderboard_dir: str | os.PathLike, dataset: str, split: str, track: str) -> dict[str, Path]:
+    stem = Path(leaderboard_dir) / leaderboard_stem(dataset, split, track)
+    return {"csv": stem.with_suffix(".csv"), "md": stem.with_suffix(".md"), "json": stem.with_suffix(".json")}
+
+
+def _text(value: Any) -> str:
+    """Enum members by value, everything else by str()."""
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return "" if value is None else str(value)
+
+
+def _field(record: Any, name: str, default: Any = None) -> Any:
+    if isinstance(record, Mapping):
+        return record.get(name, default)
+    return getattr(record, name, default)
+
+
+def options_key(options: Any) -> str:
+    """Canonical text of a run's options (the part of the row key that tells variants apart)."""
+    if options is None or options == "" or options == {}:
+        return ""
+    if isinstance(options, str):
+        return options
+    return json.dumps(options, sort_keys=True, default=_text, separators=(",", ":"))
+
+
+def _float(value: Any) -> float:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
+
+
+def row_from_result(method: str, result: Any, *, source: Source | str, options: Any = None,
+                    t_mean: float | None = None, **info: Any) -> dict[str, Any]:
+    """A leaderboard row from a `vosbench.tracks.Result` (its global row) plus run information."""
+    summary = dict(result.summary)
+    row: dict[str, Any] = {c: None for c in COLUMNS}
+    row.update({c: _float(summary.get(c)) for c in MEASURE_COLUMNS if c != "T-Mean"})
+    if t_mean is None:
+        t_mean = summary.get("T-Mean", getattr(result, "t_mean", None))
+    row["T-Mean"] = _float(t_mean)
+    row["method"] = str(method)
+    row["source"] = Source(source).value
+    row["options"] = options_key(options)
+    row["n_sequences"] = len(getattr(result, "sequences", []) or []) or None
+    for key, value in info.items():
+        if key not in row:
+            raise TypeError(f"unknown leaderboard column {key!r}")
+        row[key] = value
+    return row
+
+
+def row_from_record(record: Any, result: Any, t_mean: float | None = None) -> dict[str, Any]:
+    """The row of one `vosbench run`: `record` is a RunRecord, or any object/mapping with its fields."""
+    method = _field(record, "method")
+    if not method:
+        raise InputError(None, "the run record names no method.", "pass the RunRecord that `vosbench run` built.")
+    started = _field(record, "started")
+    date = _text(started)[:19] if started else _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    masks = _field(record, "masks_dir")
+    return row_from_result(
+        _text(method), result, source=Source.THIS_RUN, options=_field(record, "options"), t_mean=t_mean,
+        seconds_per_frame=_float(_field(record, "seconds_per_frame")), device=_text(_field(record, "device")),
+        n_sequences=_field(record, "n_sequences") or len(getattr(result, "sequences", []) or []) or None,
+        n_frames=_field(record, "n_frames"), n_objects=_field(record, "n_objects"),
+        resolution=_text(_field(record, "resolution")), vosbench_version=_text(_field(record, "vosbench_version")),
+        date=date, masks="" if masks is None else str(masks))
+
+
+# -- reading and writing -------------------------------------------------------
+
+
+def read_leaderboard(path: str | os.PathLike) -> pd.DataFrame:
+    """A leaderboard file (.json preferred, .csv accepted) as a DataFrame with every column."""
+    path = Path(path)
+    if path.suffix == ".md":
+        path = path.with_suffix(".json")
+    if not path.is_file():
+        return empty_table()
+    try:
+        if path.suffix == ".json":
+            payload = json.loads(path.read_text(encoding="utf-8"))
+            rows = payload["rows"] if isinstance(payload, dict) else payload
+            frame = pd.DataFrame(rows)
+        else:
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"is not a vosbench leaderboard ({exc}).",
+                         "delete it (it is rebuilt from the runs) or restore it from version control.") from exc
+    return normalise(frame)
+
+
+def empty_table() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=float if c in MEASURE_COLUMNS else object) for c in COLUMNS})
+
+
+def normalise(frame: pd.DataFrame) -> pd.DataFrame:
+    """Every column present, in order; measures as floats; keys as text."""
+    frame = frame.copy()
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = None
+    for column in MEASURE_COLUMNS + ["seconds_per_frame"]:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in KEY_COLUMNS:
+        frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
+                                          else str(v))
+    extra = [c for c in frame.columns if c not in COLUMNS]
+    return frame[COLUMNS + extra].reset_index(drop=True)
+
+
+def upsert(table: pd.DataFrame, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """`table` with each row replacing the row of the same (method, source, options), or appended."""
+    table = normalise(table)
+    new = normalise(pd.DataFrame(list(rows)))
+    if new.empty:
+        return table
+    new = new.drop_duplicates(subset=KEY_COLUMNS, keep="last")
+    keys = set(map(tuple, new[KEY_COLUMNS].itertuples(index=False)))
+    keep = [tuple(r) not in keys for r in table[KEY_COLUMNS].itertuples(index=False)]
+    parts = [p for p in (table[keep], new) if not p.empty]
+    merged = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0].reset_index(drop=True)
+    return sort_table(merged)
+
+
+def sort_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Best J&F first; rows with no J&F last; ties by method name and source."""
+    order = table.assign(_jf=table["J&F-Mean"].fillna(-1.0))
+    order = order.sort_values(["_jf", "method", "source"], ascending=[False, True, True], kind="stable")
+    return order.drop(columns="_jf").reset_index(drop=True)
+
+
+def _json_value(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if hasattr(value, "item"):  # numpy scalars
+        return _json_value(value.item())
+    return value
+
+
+def render_json(table: pd.DataFrame, meta: Mapping[str, Any]) -> str:
+    rows = [{k: _json_value(v) for k, v in row.items()} for row in table.to_dict(orient="records")]
+    return json.dumps({**meta, "columns": COLUMNS, "rows": rows}, indent=1) + "\n"
+
+
+def render_csv(table: pd.DataFrame) -> str:
+    return table.to_csv(index=False, float_format="%.6g", lineterminator="\n")
+
+
+def _cell(value: Any, column: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if column == "seconds_per_frame":
+        return f"{float(value):.3g}"
+    if column in MEASURE_COLUMNS:
+        return f"{float(value):.3f}"
+    text = str(value)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+MARKDOWN_COLUMNS = ["method", "source"] + MEASURE_COLUMNS + ["seconds_per_frame", "device", "options"]
+MARKDOWN_HEADERS = {"J&F-Mean": "J&F", "J-Mean": "J Mean", "J-Recall": "J Recall", "J-Decay": "J Decay",
+                    "F-Mean": "F Mean", "F-Recall": "F Recall", "F-Decay": "F Decay", "T-Mean": "T Mean",
+                    "seconds_per_frame": "s/frame"}
+
+
+def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterable[str] = ()) -> str:
+    title = f"# Leaderboard: {meta.get('dataset', '')} {meta.get('split', '')}, {meta.get('track', '')} track"
+    lines = [title, ""]
+    if meta.get("protocol"):
+        lines += [f"Protocol: {meta['protocol']}", ""]
+    lines += [
+        "Sources: *this run* = measured by `vosbench run` on this machine; "
+        "*published masks, computed here* = the authors' published result masks scored by vosbench; "
+        "*published figures, quoted* = copied from the official leaderboard, not computed here.",
+        "Mean, Recall: higher is better; Decay, T (temporal instability), s/frame: lower is better. "
+        "– = not measured.",
+        "",
+    ]
+    lines += list(notes)
+    if notes:
+        lines.append("")
+    headers = [MARKDOWN_HEADERS.get(c, c) for c in MARKDOWN_COLUMNS]
+    lines.append("| " + " | ".join(headers) + " |")
+    lines.append("| " + " | ".join("---" if c in ("method", "source", "device", "options") else "---:"
+                                   for c in MARKDOWN_COLUMNS) + " |")
+    for row in table.to_dict(orient="records"):
+        lines.append("| " + " | ".join(_cell(row.get(c), c) for c in MARKDOWN_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``path`` (POSIX flock; a no-op where fcntl is missing)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: single writer assumed
+        yield
+        return
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_leaderboard(table: pd.DataFrame, leaderboard_dir: str | os.PathLike, *, dataset: str, split: str,
+                      track: str, protocol: str = "", notes: Iterable[str] = ()) -> dict[str, Path]:
+    """Write the table as csv, md and json (each atomically, all rendered before any is written)."""
+    paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
+    table = sort_table(normalise(table))
+    meta = {"dataset": _text(dataset), "split": _text(split), "track": _text(track), "protocol": protocol}
+    texts = {"csv": render_csv(table), "md": render_markdown(table, meta, list(notes)),
+             "json": render_json(table, meta)}
+    for key, path in paths.items():
+        atomic_write(path, texts[key])
+    return paths
+
+
+def update_leaderboard(rows: Iterable[Mapping[str, Any]], leaderboard_dir: str | os.PathLike, *, dataset: str,
+                       split: str, track: str, protocol: str = "", notes: Iterable[str] = (),
+                       replace: bool = False) -> dict[str, Path]:
+    """Upsert rows into the leaderboard files (or replace the whole table when `replace`)."""
+    paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
+    with _locked(paths["json"].with_name("." + paths["json"].name + ".lock")):
+        old = empty_table() if replace else _read_existing(paths)
+        if not protocol and not replace and paths["json"].is_file():
+            protocol = _read_meta(paths["json"]).get("protocol", "")
+        table = upsert(old, rows)
+        return write_leaderboard(table, leaderboard_dir, dataset=dataset, split=split, track=track,
+                                 protocol=protocol, notes=notes)
+
+
+def _read_existing(paths: Mapping[str, Path]) -> pd.DataFrame:
+    if paths["json"].is_file():
+        return read_leaderboard(paths["json"])
+    if paths["csv"].is_file():
+        return read_leaderboard(paths["csv"])
+    return empty_table()
+
+
+def _read_meta(path: Path) -> dict[str, Any]:
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError:
+        return {}
+    return {k: v for k, v in payload.items() if k not in ("rows", "columns")} if isinstance(payload, dict) else {}
+
+
+def record_run(record: Any, result: Any, leaderboard_dir: str | os.PathLike = Path("leaderboards"), *,
+               t_mean: float | None = None) -> Path:
+    """Upsert the row of one `vosbench run` into ``<dataset>-<split>-<track>.{csv,md,json}``.
+
+    record: a `vosbench.methods.runner.RunRecord` (or any object or mapping with its fields:
+        method, track, dataset, split, resolution, device, n_sequences, n_frames, n_objects,
+        seconds, seconds_per_frame, masks_dir, started, vosbench_version, options).
+    result: the `vosbench.tracks.Result` of scoring the run's masks.
+    t_mean: temporal stability T of the run's masks, when it was measured.
+    Returns the path of the markdown table.
+    """
+    dataset, split, track = (_text(_field(record, k)) for k in ("dataset", "split", "track"))
+    missing = [k for k, v in (("dataset", dataset), ("split", split), ("track", track)) if not v]
+    if missing:
+        raise InputError(None, f"the run record has no {', '.join(missing)}.",
+                         "pass the RunRecord that `vosbench run` built.")
+    row = row_from_record(record, result, t_mean=t_mean)
+    params = getattr(result, "params", None)
+    protocol = params.describe() if params is not None and hasattr(params, "describe") else ""
+    paths = update_leaderboard([row], leaderboard_dir, dataset=dataset, split=split, track=track,
+                               protocol=protocol)
+    log.info("leaderboard row for %s written to %s", row["method"], paths["md"])
+    return paths["md"]
