@@ -1,0 +1,37 @@
+"""A tiny DAVIS 2017-layout folder (masks only) for evaluator tests, built from explicit arrays."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from vosbench.io import write_mask
+
+
+def moving_boxes(n_frames: int, height: int, width: int, n_objects: int, seed: int) -> np.ndarray:
+    """Objects as boxes drifting over the frame; ids 1..n_objects; (T, H, W) uint8."""
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((n_frames, height, width), np.uint8)
+    starts = rng.integers(0, [height // 2, width // 2], size=(n_objects, 2))
+    sizes = rng.integers(3, [height // 2, width // 2], size=(n_objects, 2))
+    for t in range(n_frames):
+        for k in range(n_objects):
+            y, x = starts[k] + t
+            h, w = sizes[k]
+            masks[t, y % height: y % height + h, x % width: x % width + w] = k + 1
+    return masks
+
+
+def write_davis(root: Path, sequences: dict[str, np.ndarray], split: str = "val") -> Path:
+    """Write ground truth as ``root/Annotations/480p/<seq>/NNNNN.png`` plus ``ImageSets/2017/<split>.txt``."""
+    for name, masks in sequences.items():
+        write_sequence(root / "Annotations" / "480p" / name, masks)
+    (root / "ImageSets" / "2017").mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "2017" / f"{split}.txt").write_text("\n".join(sequences) + "\n")
+    return root
+
+
+def write_sequence(folder: Path, masks: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, mask in enumerate(masks):
+        write_mask(folder / f"{t:05d}.png", mask)
