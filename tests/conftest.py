@@ -21,6 +21,14 @@ def _shared_path(*parts: str) -> Path:
     return path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_vosbench_home(tmp_path_factory):
+    """Generated datasets and cached scores go to a throw-away folder unless VOSBENCH_HOME is set."""
+    if "VOSBENCH_HOME" not in os.environ:
+        os.environ["VOSBENCH_HOME"] = str(tmp_path_factory.mktemp("vosbench-home"))
+    yield
+
+
 @pytest.fixture(scope="session")
 def davis2016_root() -> Path:
     """The real DAVIS 2016 folder (ground truth of 50 sequences, published result masks)."""

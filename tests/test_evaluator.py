@@ -12,7 +12,6 @@ import pytest
 import vosbench
 from vosbench.errors import ValidationError
 from vosbench.metrics.reference import f_measure_reference, jaccard_reference
-from vosbench.tracks.evaluator import CACHE_DIR_NAME
 
 from tiny_davis import moving_boxes, write_davis, write_sequence
 
@@ -64,10 +63,13 @@ def test_write_outputs_and_json(tiny, tmp_path):
     assert pd.read_csv(paths["global"]).shape == (1, 7)
 
 
-def test_cache_resumes_and_notices_changed_masks(tiny, caplog):
+def test_cache_resumes_and_notices_changed_masks(tiny, caplog, tmp_path, monkeypatch):
+    monkeypatch.setenv("VOSBENCH_HOME", str(tmp_path / "home"))
     root, results, gt, preds = tiny
     first = vosbench.evaluate(root, results)
-    assert (results / CACHE_DIR_NAME).is_dir()
+    assert any((tmp_path / "home" / "scores").iterdir())
+    # The results folder itself is never written to.
+    assert sorted(p.name for p in results.iterdir()) == ["alpha", "beta"]
     with caplog.at_level(logging.INFO, logger="vosbench"):
         again = vosbench.evaluate(root, results)
     assert "2 of 2 sequences reused" in caplog.text

@@ -18,6 +18,7 @@ from joblib import Parallel, delayed, parallel_config
 from vosbench.errors import InputError, ValidationError
 from vosbench.io.atomic import atomic_path
 from vosbench.io.datasets import Dataset
+from vosbench.io.paths import score_cache_dir
 from vosbench.tracks.jobs import SequenceJob, score_sequence
 from vosbench.tracks.params import EvalParams
 from vosbench.tracks.result import Result, SequenceScores
@@ -25,7 +26,6 @@ from vosbench.tracks.validate import build_jobs
 
 log = logging.getLogger(__name__)
 
-CACHE_DIR_NAME = ".vosbench-cache"
 # Bump when the scores of an unchanged input would change, so old cache entries are not reused.
 CACHE_FORMAT = 1
 
@@ -109,7 +109,9 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
                      progress: bool = True, split: str | None = None) -> Result:
     """Validate, score every sequence (in parallel), and return the Result.
 
-    cache_dir: True -> ``<results_dir>/.vosbench-cache``; a path; or False/None for no cache.
+    cache_dir: True -> the shared score cache (``$VOSBENCH_HOME/scores``; entries are keyed by the
+        masks' bytes and the protocol, so nothing stale is ever reused and the results folder is
+        never written to); a path; or False/None for no cache.
     lenient: score what can be scored and list what was skipped, instead of raising.
     """
     params = params or EvalParams()
@@ -126,7 +128,7 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
 
     folder = None
     if cache_dir is True:
-        folder = results_dir / CACHE_DIR_NAME
+        folder = score_cache_dir()
     elif cache_dir:
         folder = Path(cache_dir)
     cache = ScoreCache(folder)
