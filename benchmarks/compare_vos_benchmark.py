@@ -1,0 +1,244 @@
+"""Time vosbench against vos-benchmark (PyPI) on the same generated data, in one run.
+
+    python benchmarks/compare_vos_benchmark.py                  # ~2,000 frames, ~200 objects, 480p, 2 processes
+    python benchmarks/compare_vos_benchmark.py --sequences 4    # a quick look
+
+The data is made here by a small seeded generator: moving, growing ellipses and
+blobs, several objects per sequence, written as DAVIS palette PNGs into a
+temporary DAVIS-2017-layout folder (Annotations/480p, ImageSets/2017/val.txt).
+The predictions are the ground truth disturbed (shifted, eroded, dilated,
+speckled, sometimes a frame missed), using only ids of the first frame, so that
+both tools score the same objects over the same frames (first and last frame
+excluded). vos-benchmark's per-object J and F are compared with vosbench's
+per-object J-Mean and F-Mean before any time is reported, and the run fails if
+they differ.
+
+Both tools run with the same number of processes. Each is timed end to end as a
+user runs it (process start-up of the pool included), `--repeat` times; the
+median is reported. `--profile` adds where vosbench's time goes, measured in one
+process: PNG decoding alone, the J/F kernels alone, and the rest.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+# ----------------------------------------------------------------------------- data
+def _ellipse(canvas: np.ndarray, centre, axes, angle: float, value: int) -> None:
+    cv2.ellipse(canvas, (int(round(centre[0])), int(round(centre[1]))),
+                (max(int(round(axes[0])), 2), max(int(round(axes[1])), 2)), angle, 0, 360, int(value), -1)
+
+
+def make_sequence(rng: np.random.Generator, n_frames: int, n_objects: int, height: int, width: int):
+    """Ground truth and a disturbed prediction of one sequence: two lists of (H, W) uint8 id maps."""
+    scale = height / 480.0
+    objects = []
+    for k in range(1, n_objects + 1):
+        objects.append({
+            "id": k,
+            "centre": np.array([rng.uniform(0.15, 0.85) * width, rng.uniform(0.15, 0.85) * height]),
+            "velocity": rng.normal(0, 3.0 * scale, size=2),
+            "axes": np.array([rng.uniform(20, 90), rng.uniform(15, 70)]) * scale,
+            "growth": rng.uniform(-0.004, 0.004),
+            "angle": rng.uniform(0, 180),
+            "spin": rng.normal(0, 1.5),
+            # a second lobe makes some objects non-convex blobs
+            "lobe": rng.uniform(0.3, 0.7) if rng.random() < 0.5 else 0.0,
+        })
+    gts, preds = [], []
+    for t in range(n_frames):
+        gt = np.zeros((height, width), np.uint8)
+        pred = np.zeros_like(gt)
+        for obj in objects:
+            centre = obj["centre"] + obj["velocity"] * t
+            centre = np.clip(centre, [0.1 * width, 0.1 * height], [0.9 * width, 0.9 * height])
+            axes = obj["axes"] * (1 + obj["growth"] * t)
+            angle = obj["angle"] + obj["spin"] * t
+            _ellipse(gt, centre, axes, angle, obj["id"])
+            if obj["lobe"]:
+                offset = axes[0] * np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+                _ellipse(gt, centre + offset, axes * obj["lobe"], angle + 60, obj["id"])
+            # The prediction: the same shape, displaced and resized a little; now and then missed.
+            if rng.random() < 0.03:
+                continue
+            jitter = rng.normal(0, 2.5 * scale, size=2)
+            p_axes = axes * rng.uniform(0.85, 1.12, size=2)
+            _ellipse(pred, centre + jitter, p_axes, angle + rng.normal(0, 4), obj["id"])
+            if obj["lobe"] and rng.random() < 0.8:
+                offset = axes[0] * np.array([np.cos(np.radians(angle)), np.sin(np.radians(angle))])
+                _ellipse(pred, centre + offset + jitter, axes * obj["lobe"], angle + 60, obj["id"])
+        # Speckle: a few small false-positive islands and holes.
+        for _ in range(rng.integers(0, 4)):
+            y, x = rng.integers(0, height - 6), rng.integers(0, width - 6)
+            pred[y:y + rng.integers(2, 6), x:x + rng.integers(2, 6)] = rng.integers(0, n_objects + 1)
+        gts.append(gt)
+        preds.append(pred)
+    return gts, preds
+
+
+def write_palette_png(path: Path, ids: np.ndarray, palette: list[int]) -> None:
+    from PIL import Image
+
+    image = Image.fromarray(ids, mode="P")
+    image.putpalette(palette)
+    image.save(path)
+
+
+def make_dataset(root: Path, sequences: int, frames: int, objects: int, height: int, width: int, seed: int) -> Path:
+    """Write a DAVIS-2017-layout ground truth under root/davis and predictions under root/results."""
+    from vosbench.io.masks import DAVIS_PALETTE
+
+    palette = DAVIS_PALETTE.ravel().tolist()
+    rng = np.random.default_rng(seed)
+    gt_root, pred_root = root / "davis", root / "results"
+    names = [f"seq{i:03d}" for i in range(sequences)]
+    for name in names:
+        gts, preds = make_sequence(rng, frames, objects, height, width)
+        gt_dir = gt_root / "Annotations" / "480p" / name
+        pred_dir = pred_root / name
+        gt_dir.mkdir(parents=True)
+        pred_dir.mkdir(parents=True)
+        for t, (gt, pred) in enumerate(zip(gts, preds)):
+            write_palette_png(gt_dir / f"{t:05d}.png", gt, palette)
+            write_palette_png(pred_dir / f"{t:05d}.png", pred, palette)
+    (gt_root / "ImageSets" / "2017").mkdir(parents=True)
+    (gt_root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(names) + "\n")
+    return root
+
+
+# ----------------------------------------------------------------------------- runs
+def run_vosbench(root: Path, processes: int):
+    import vosbench
+
+    return vosbench.evaluate(root / "davis", root / "results", dataset="davis2017", track="semi",
+                             jobs=processes, cache=False, progress=False)
+
+
+def run_vos_benchmark(root: Path, processes: int):
+    from vos_benchmark.benchmark import benchmark
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        _, _, _, per_object = benchmark([str(root / "davis" / "Annotations" / "480p")], [str(root / "results")],
+                                        num_processes=processes, verbose=False)
+    return per_object[0]
+
+
+def compare(result, theirs) -> tuple[int, float]:
+    """Largest difference between vosbench's per-object means and vos-benchmark's (which are x100)."""
+    ours = result.per_object.set_index(["sequence", "object_id"])
+    compared, worst = 0, 0.0
+    for sequence, (iou, boundary) in theirs.items():
+        for object_id in iou:
+            row = ours.loc[(sequence, int(object_id))]
+            worst = max(worst, abs(row["J-Mean"] * 100 - iou[object_id]), abs(row["F-Mean"] * 100 - boundary[object_id]))
+            compared += 1
+    if compared != len(ours):
+        raise SystemExit(f"vos-benchmark scored {compared} objects, vosbench {len(ours)}: the data does not fit both")
+    return compared, worst
+
+
+def profile_vosbench(root: Path) -> dict[str, float]:
+    """Where vosbench's time goes, in this one process: decoding, kernels, the rest."""
+    from vosbench.io.factory import open_dataset
+    from vosbench.io.masks import read_mask
+    from vosbench.metrics.frames import object_frame_scores
+    from vosbench.tracks.params import EvalParams
+    from vosbench.tracks.validate import build_jobs
+
+    dataset = open_dataset("davis2017", root / "davis")
+    start = time.perf_counter()
+    report = build_jobs(dataset, root / "results", EvalParams())
+    validate = time.perf_counter() - start
+    decode = kernels = 0.0
+    n_frames = n_object_frames = 0
+    for job in report.jobs:
+        start = time.perf_counter()
+        gt = np.stack([read_mask(p) for p in job.gt_paths])
+        pred = np.stack([read_mask(p) if p is not None else np.zeros(gt.shape[1:], np.uint8) for p in job.pred_paths])
+        decode += time.perf_counter() - start
+        ids = list(range(1, int(gt[0][gt[0] != 255].max()) + 1))
+        start = time.perf_counter()
+        object_frame_scores(gt[1:-1], pred[1:-1], ids)
+        kernels += time.perf_counter() - start
+        n_frames += len(job.frames)
+        n_object_frames += len(ids) * (len(job.frames) - 2)
+    start = time.perf_counter()
+    run_vosbench(root, 1)
+    total = time.perf_counter() - start
+    return {"validate": validate, "decode": decode, "kernels": kernels, "total_1proc": total,
+            "n_masks": 2 * n_frames, "n_object_frames": n_object_frames}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sequences", type=int, default=40)
+    parser.add_argument("--frames", type=int, default=50, help="frames per sequence")
+    parser.add_argument("--objects", type=int, default=5, help="objects per sequence")
+    parser.add_argument("--height", type=int, default=480)
+    parser.add_argument("--width", type=int, default=854)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data", type=Path, default=None, help="keep the generated data here (default: a temp dir)")
+    parser.add_argument("--profile", action="store_true", help="also break vosbench's time down (one process)")
+    args = parser.parse_args(argv)
+
+    workdir = Path(tempfile.mkdtemp(prefix="vosbench-bench-")) if args.data is None else args.data
+    try:
+        if not (workdir / "davis").is_dir():
+            start = time.perf_counter()
+            make_dataset(workdir, args.sequences, args.frames, args.objects, args.height, args.width, args.seed)
+            print(f"generated {args.sequences} sequences x {args.frames} frames x {args.objects} objects "
+                  f"at {args.width}x{args.height} in {time.perf_counter() - start:.1f} s ({workdir})")
+        times = {"vosbench": [], "vos-benchmark": []}
+        result = theirs = None
+        for _ in range(args.repeat):
+            # Alternate the two so that a busy machine slows both alike.
+            start = time.perf_counter()
+            theirs = run_vos_benchmark(workdir, args.processes)
+            times["vos-benchmark"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            result = run_vosbench(workdir, args.processes)
+            times["vosbench"].append(time.perf_counter() - start)
+        compared, worst = compare(result, theirs)
+        print(f"numbers: {compared} objects compared, largest |difference| of J/F means (x100) = {worst:.3g}")
+        if worst > 1e-7:
+            print("FAIL: the two tools disagree", file=sys.stderr)
+            return 1
+        ours, base = statistics.median(times["vosbench"]), statistics.median(times["vos-benchmark"])
+        n_frames = args.sequences * args.frames
+        print(f"vos-benchmark: {base:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['vos-benchmark'])})")
+        print(f"vosbench:      {ours:.2f} s  (runs: {', '.join(f'{t:.2f}' for t in times['vosbench'])})")
+        print(f"{n_frames} frames, {compared} objects, {args.processes} processes: "
+              f"vosbench is {base / ours:.1f}x faster")
+        if args.profile:
+            prof = profile_vosbench(workdir)
+            rest = prof["total_1proc"] - prof["decode"] - prof["kernels"] - prof["validate"]
+            print(f"profile, 1 process, {prof['total_1proc']:.2f} s in all:")
+            print(f"  decode {prof['n_masks']} PNG masks: {prof['decode']:.2f} s "
+                  f"({1e3 * prof['decode'] / prof['n_masks']:.2f} ms each)")
+            print(f"  J/F kernels, {prof['n_object_frames']} object-frames: {prof['kernels']:.2f} s "
+                  f"({1e6 * prof['kernels'] / prof['n_object_frames']:.0f} us each)")
+            print(f"  validation (PNG headers, file lists): {prof['validate']:.2f} s")
+            print(f"  the rest (statistics, tables, hashing): {rest:.2f} s")
+    finally:
+        if args.data is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    raise SystemExit(main())
