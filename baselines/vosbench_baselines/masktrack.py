@@ -1,0 +1,160 @@
+"""MaskTrack (Perazzi et al., CVPR 2017) on the shared EfficientNet-Lite0 encoder.
+
+The paper's idea, kept here: a segmentation network takes the RGB frame *and the previous
+frame's mask* as a fourth input channel, and refines that rough mask into the object's
+mask on the current frame. It is trained on single annotated frames, the fourth channel
+being the ground truth deformed (shifted, zoomed, elastically warped, dilated or eroded) to
+play the role of the previous frame's imperfect prediction. At test time the given first
+mask starts the chain and each output feeds the next frame. Online fine-tuning on the first
+frame is optional (`finetune_steps`).
+
+The extra input channel gets its own stem convolution, initialised to zero, added to the
+ImageNet stem before its BatchNorm: at the start of training the network is exactly the
+RGB network, and the mask pathway is learned from there.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vosbench.methods.base import Video
+from vosbench_baselines.encoder import Conv2dSame
+from vosbench_baselines.osvos import (OSVOS, SegNet, finetune_on_frame, labels_from_logits,
+                                      resize_short_side, to_tensor)
+
+log = logging.getLogger(__name__)
+
+
+class MaskTrackNet(SegNet):
+    """SegNet with a fourth input channel (the previous mask) through a zero-initialised stem."""
+
+    def __init__(self, pretrained: bool = True, width: int = 64):
+        super().__init__(pretrained=pretrained, width=width)
+        stem = self.encoder._conv_stem
+        self.mask_stem = Conv2dSame(1, stem.out_channels, stem.kernel_size[0], stride=stem.stride[0], bias=False)
+        torch.nn.init.zeros_(self.mask_stem.weight)
+
+    def stem(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        enc = self.encoder
+        x = enc._conv_stem(enc.normalise(images))
+        if extra is not None:
+            # The mask enters centred (-1 background, +1 object) so that both carry signal.
+            x = x + self.mask_stem(extra.to(x.dtype) * 2 - 1)
+        return F.relu6(enc._bn0(x))
+
+    def trained_keys(self) -> list[str]:
+        return super().trained_keys()
+
+
+def deform_mask(mask: np.ndarray, rng: np.random.Generator, shift: float = 0.1, scale: float = 0.1,
+                elastic: float = 0.06, morph: float = 0.06, drop: float = 0.03) -> np.ndarray:
+    """A plausible "previous prediction" made from a ground-truth mask (MaskTrack's training input).
+
+    shift / scale: affine jitter as fractions of the object's box size; elastic: amplitude of
+    a smooth random displacement field as a fraction of the object's size; morph: largest
+    dilation/erosion radius as a fraction of it; drop: chance of an empty mask (a lost object).
+    """
+    mask = (mask > 0).astype(np.uint8)
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0 or rng.random() < drop:
+        return np.zeros_like(mask)
+    h, w = mask.shape
+    box_h, box_w = ys.max() - ys.min() + 1, xs.max() - xs.min() + 1
+    size = float(np.sqrt(box_h * box_w))
+    cy, cx = ys.mean(), xs.mean()
+    s = float(np.exp(rng.uniform(-scale, scale)))
+    matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), float(rng.uniform(-5, 5)), s)
+    matrix[:, 2] += (rng.uniform(-shift, shift) * box_w, rng.uniform(-shift, shift) * box_h)
+    out = cv2.warpAffine(mask, matrix, (w, h), flags=cv2.INTER_NEAREST, borderValue=0)
+    # Elastic warp: a coarse random displacement grid, smoothly upsampled.
+    grid = rng.normal(0, elastic * size, size=(2, 5, 5)).astype(np.float32)
+    dx = cv2.resize(grid[0], (w, h), interpolation=cv2.INTER_CUBIC)
+    dy = cv2.resize(grid[1], (w, h), interpolation=cv2.INTER_CUBIC)
+    map_x, map_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = cv2.remap(out, map_x + dx, map_y + dy, interpolation=cv2.INTER_NEAREST, borderValue=0)
+    radius = int(round(rng.uniform(0, morph) * size))
+    if radius > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        out = cv2.dilate(out, kernel) if rng.random() < 0.7 else cv2.erode(out, kernel)
+    return out
+
+
+class MaskTrack(OSVOS):
+    """Mask propagation: each frame is segmented from RGB + the previous frame's mask.
+
+    Options: weights (default the packaged ``weights/masktrack.pt``), finetune_steps (0: no
+    online fine-tuning), short_side (360), seed, pretrained.
+    """
+
+    name: ClassVar[str] = "masktrack"
+
+    def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
+                 short_side: int = 360, seed: int = 0, pretrained: bool = True, **options: Any):
+        super().__init__(device=device, weights=weights, finetune_steps=0 if finetune_steps is None else finetune_steps,
+                         short_side=short_side, seed=seed, pretrained=pretrained, **options)
+
+    def build_network(self) -> MaskTrackNet:
+        return MaskTrackNet(pretrained=self.pretrained)
+
+    def finetuned_networks(self, video: Video) -> list[tuple[int, MaskTrackNet]]:
+        if self.finetune.steps <= 0:
+            first, ids = self._object_masks(video)
+            parent = self.parent()
+            self.last_finetune_seconds = 0.0
+            return [(object_id, parent) for object_id in ids]
+        first, ids = self._object_masks(video)
+        parent = self.parent()
+        frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
+        import copy
+        import time
+
+        start = time.perf_counter()
+        networks = []
+        for object_id in ids:
+            net = copy.deepcopy(parent)
+            mask = cv2.resize((first == object_id).astype(np.uint8), frame0.shape[1::-1],
+                              interpolation=cv2.INTER_NEAREST)
+            rng = np.random.default_rng([self.seed, object_id])
+            finetune_on_frame(net, frame0, mask, self.finetune, rng, self._device,
+                              extra_of=lambda m, r: deform_mask(m, r))
+            networks.append((object_id, net.eval()))
+        self.last_finetune_seconds = time.perf_counter() - start
+        return networks
+
+    @torch.no_grad()
+    def segment(self, video: Video) -> Iterator[np.ndarray]:
+        first, ids = self._object_masks(video)
+        with torch.enable_grad():
+            networks = self.finetuned_networks(video)
+        h, w = video.size
+        frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
+        small = frame0.shape[:2]
+        previous = {i: cv2.resize((first == i).astype(np.uint8), small[::-1], interpolation=cv2.INTER_NEAREST)
+                    for i in ids}
+        for t in range(len(video.frames)):
+            if t == 0:
+                yield first.astype(np.uint8)
+                continue
+            frame = resize_short_side(np.asarray(video.frames[t]), self.short_side)
+            x = to_tensor(frame, self._device)
+            scores = []
+            for object_id, net in networks:
+                prior = torch.from_numpy(previous[object_id].astype(np.float32))[None, None].to(self._device)
+                scores.append(net(x, prior)[0, 0])
+            logits = torch.stack(scores)
+            labels_small = labels_from_logits(logits, ids)
+            previous = {i: (labels_small == i).astype(np.uint8) for i in ids}
+            full = F.interpolate(logits[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+            yield labels_from_logits(full, ids)
+
+    @classmethod
+    def train(cls, config=None, **kwargs: Any) -> Path:
+        from vosbench_baselines.osvos import TrainConfig, train_parent
+
+        return train_parent(cls.name, config or TrainConfig(**kwargs))

@@ -1,0 +1,508 @@
+"""OSVOS (Caelles et al., CVPR 2017) on the shared EfficientNet-Lite0 encoder.
+
+The paper's idea, kept here:
+
+1. A *parent network* learns offline, on the DAVIS train split, to segment the foreground
+   object of a single frame (no temporal information). Like OSVOS's side outputs, the
+   decoder predicts from several encoder depths (strides 16, 8 and 4) and every side
+   output is supervised.
+2. For each test video the parent is *fine-tuned online* on the first frame and its mask,
+   under random flips, zooms and rotations, so that the network learns this object.
+3. Every frame is then segmented independently.
+
+What the CPU scale changes: the encoder's first blocks (stride <= 4) stay frozen, so
+online fine-tuning runs them once without gradients; fine-tuning takes a few dozen steps
+on crops instead of 10 000 iterations at full size; frames are segmented at a short side
+of `short_side` pixels (the parent is trained on 240p frames zoomed 0.85x to 1.8x) and the
+logits resized to the frame.
+
+The trained weights file holds only what the encoder package does not (the decoder and
+the encoder blocks that training changed), in float16.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vosbench.errors import InputError
+from vosbench.methods.base import SemiSupervisedMethod, Video
+from vosbench.methods.device import configure_threads, resolve_device
+from vosbench_baselines.encoder import CHANNELS, EfficientNetLite0
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+WEIGHTS_FORMAT = 1
+# Blocks 0..2 (stride <= 4) keep their ImageNet weights: low-level filters transfer as they are,
+# and freezing them makes both offline and online training several times cheaper.
+FROZEN_BLOCKS = 3
+
+
+# ----------------------------------------------------------------------------------------
+# Losses and augmentation
+# ----------------------------------------------------------------------------------------
+
+
+def class_balanced_bce(logits: torch.Tensor, target: torch.Tensor, reduction_sum: bool = False) -> torch.Tensor:
+    """OSVOS's class-balanced cross-entropy: foreground and background terms weighted by the other's share.
+
+    reduction_sum: sum over pixels (the authors' online setting) instead of the mean.
+    """
+    target = (target >= 0.5).float()
+    per_pixel = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    n_pos = target.sum()
+    n_neg = target.numel() - n_pos
+    total = float(target.numel())
+    loss = (n_neg / total) * (per_pixel * target).sum() + (n_pos / total) * (per_pixel * (1 - target)).sum()
+    return loss if reduction_sum else loss / total
+
+
+def soft_iou_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """1 - soft Jaccard per image, averaged: a direct handle on the J measure."""
+    prob = torch.sigmoid(logits).flatten(1)
+    target = target.flatten(1)
+    inter = (prob * target).sum(1)
+    union = (prob + target - prob * target).sum(1)
+    return (1 - (inter + 1) / (union + 1)).mean()
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Class-balanced cross-entropy (as OSVOS) plus soft IoU."""
+    return class_balanced_bce(logits, target) + soft_iou_loss(logits, target)
+
+
+def augment_pair(image: np.ndarray, mask: np.ndarray, rng: np.random.Generator, rotate: float = 30.0,
+                 scales: tuple[float, float] = (0.75, 1.25), flip: bool = True,
+                 crop: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One random flip / zoom / rotation of a frame and its mask (OSVOS's online augmentation).
+
+    crop: output (height, width) taken around a random point of the object; None keeps the frame size.
+    """
+    h, w = mask.shape
+    out_h, out_w = crop or (h, w)
+    scale = float(np.exp(rng.uniform(np.log(scales[0]), np.log(scales[1]))))
+    angle = float(rng.uniform(-rotate, rotate))
+    ys, xs = np.nonzero(mask)
+    if crop is not None and len(ys):
+        k = int(rng.integers(0, len(ys)))
+        # Between the object's centre and a random pixel of it, so crops show its context and its edges.
+        cy, cx = (ys.mean() + ys[k]) / 2, (xs.mean() + xs[k]) / 2
+    else:
+        cy, cx = h / 2, w / 2
+    matrix = cv2.getRotationMatrix2D((float(cx), float(cy)), angle, scale)
+    matrix[:, 2] += (out_w / 2 - cx, out_h / 2 - cy)
+    if flip and rng.random() < 0.5:
+        matrix = np.array([[-1.0, 0.0, out_w - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([matrix, [0, 0, 1]])
+    out_image = cv2.warpAffine(image, matrix, (out_w, out_h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    out_mask = cv2.warpAffine(mask, matrix, (out_w, out_h), flags=cv2.INTER_NEAREST, borderValue=0)
+    return out_image, out_mask
+
+
+def resize_short_side(image: np.ndarray, short_side: int | None, interpolation: int = cv2.INTER_AREA) -> np.ndarray:
+    if not short_side:
+        return image
+    h, w = image.shape[:2]
+    factor = short_side / min(h, w)
+    if factor >= 1 - 1e-6:   # only ever shrink: small videos are segmented at their own size
+        return image
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(image, size, interpolation=interpolation if factor < 1 else cv2.INTER_LINEAR)
+
+
+def to_tensor(images: np.ndarray, device: str | torch.device) -> torch.Tensor:
+    """``(H, W, 3)`` or ``(B, H, W, 3) uint8`` -> ``(B, 3, H, W) float`` in 0..255 (the encoder normalises)."""
+    if images.ndim == 3:
+        images = images[None]
+    return torch.from_numpy(np.ascontiguousarray(images)).to(device).permute(0, 3, 1, 2).float()
+
+
+# ----------------------------------------------------------------------------------------
+# The network
+# ----------------------------------------------------------------------------------------
+
+
+def _conv_bn_relu(cin: int, cout: int, k: int = 3) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, k, padding=k // 2, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class SideOutputDecoder(nn.Module):
+    """Top-down fusion of strides 16, 8 and 4 with a side output at each (OSVOS's deep supervision)."""
+
+    def __init__(self, width: int = 64, in_channels: int | None = None):
+        super().__init__()
+        self.lateral16 = _conv_bn_relu(in_channels or CHANNELS[16], width, 1)
+        self.lateral8 = _conv_bn_relu(CHANNELS[8], width, 1)
+        self.lateral4 = _conv_bn_relu(CHANNELS[4], width, 1)
+        self.smooth16 = _conv_bn_relu(width, width)
+        self.smooth8 = _conv_bn_relu(width, width)
+        self.smooth4 = _conv_bn_relu(width, width)
+        self.side16 = nn.Conv2d(width, 1, 1)
+        self.side8 = nn.Conv2d(width, 1, 1)
+        self.fuse = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward(self, features: dict[int, torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Fused logits at stride 4 and the side logits at strides 16 and 8."""
+        x16 = self.smooth16(self.lateral16(features[16]))
+        x8 = self.lateral8(features[8]) + F.interpolate(x16, size=features[8].shape[-2:], mode="bilinear",
+                                                         align_corners=False)
+        x8 = self.smooth8(x8)
+        x4 = self.lateral4(features[4]) + F.interpolate(x8, size=features[4].shape[-2:], mode="bilinear",
+                                                         align_corners=False)
+        x4 = self.smooth4(x4)
+        return self.fuse(x4), [self.side16(x16), self.side8(x8)]
+
+
+class SegNet(nn.Module):
+    """Encoder + side-output decoder; logits at the input size.
+
+    Subclasses may add input channels through `extra_stem` (MaskTrack's mask channel).
+    """
+
+    def __init__(self, pretrained: bool = True, width: int = 64):
+        super().__init__()
+        self.encoder = EfficientNetLite0(pretrained=pretrained)
+        self.encoder.freeze(FROZEN_BLOCKS)
+        # Nothing past stride 16 runs: keep those blocks and the classifier out of the optimiser.
+        for module in [*self.encoder._blocks[11:], self.encoder._conv_head, self.encoder._bn1, self.encoder._fc]:
+            for parameter in module.parameters():
+                parameter.requires_grad_(False)
+        self.decoder = SideOutputDecoder(width)
+
+    def stem(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder.stem(images)
+
+    def prefix(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        """Stem and the frozen blocks: stride-4 features."""
+        return self.encoder.run_blocks(self.stem(images, extra), 0, FROZEN_BLOCKS)
+
+    def suffix(self, x4: torch.Tensor, size: tuple[int, int],
+               sides: bool = False) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        x8 = self.encoder.run_blocks(x4, FROZEN_BLOCKS, 5)
+        x16 = self.encoder.run_blocks(x8, 5, 11)
+        fused, side = self.decoder({4: x4, 8: x8, 16: x16})
+        up = F.interpolate(fused, size=size, mode="bilinear", align_corners=False)
+        if not sides:
+            return up
+        return up, [F.interpolate(s, size=size, mode="bilinear", align_corners=False) for s in side]
+
+    def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None, sides: bool = False):
+        return self.suffix(self.prefix(images, extra), images.shape[-2:], sides=sides)
+
+    def trained_keys(self) -> list[str]:
+        """The state-dict keys that training changes (what a weights file stores)."""
+        frozen = ("encoder._conv_stem.", "encoder._bn0.", "encoder._conv_head.", "encoder._bn1.", "encoder._fc.")
+        frozen += tuple(f"encoder._blocks.{i}." for i in range(FROZEN_BLOCKS))
+        # Blocks past stride 16 are never run.
+        frozen += tuple(f"encoder._blocks.{i}." for i in range(11, 16))
+        return [k for k in self.state_dict() if not k.startswith(frozen)]
+
+
+def save_trained(net: SegNet, path: str | Path, meta: dict[str, Any]) -> None:
+    """Write the trained part of `net` in float16 (integer buffers unchanged), atomically."""
+    from vosbench.io import atomic_path
+
+    state = net.state_dict()
+    trained = {}
+    for key in net.trained_keys():
+        value = state[key].detach().cpu()
+        trained[key] = value.half() if value.is_floating_point() else value
+    with atomic_path(path, suffix=".pt") as tmp:
+        torch.save({"format": WEIGHTS_FORMAT, "network": type(net).__name__, "meta": meta, "state": trained}, tmp)
+
+
+def load_trained(net: SegNet, path: str | Path) -> dict[str, Any]:
+    """Load a file written by `save_trained`: every trained key must be present with its shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "weights file does not exist.",
+                         "Train the method with `vosbench train` or pass --weights with an existing file.")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our weights file"
+        raise InputError(path, f"cannot be read as a weights file ({exc}).", "Pass a file written by vosbench train.") from None
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT or blob.get("network") != type(net).__name__:
+        raise InputError(path, f"is not a {type(net).__name__} weights file of format {WEIGHTS_FORMAT}.",
+                         "Pass a file written by vosbench train for this method.")
+    state, expected = blob["state"], net.state_dict()
+    wanted = set(net.trained_keys())
+    missing, unexpected = sorted(wanted - set(state)), sorted(set(state) - wanted)
+    wrong = sorted(k for k in set(state) & wanted if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or wrong:
+        raise InputError(path, f"does not fit {type(net).__name__}: missing {missing[:3]}, unexpected {unexpected[:3]}, "
+                               f"wrong shape {wrong[:3]}.", "Pass a weights file trained for this network.")
+    merged = dict(expected)
+    merged.update({k: v.to(expected[k].dtype) for k, v in state.items()})
+    net.load_state_dict(merged, strict=True)
+    return dict(blob.get("meta", {}))
+
+
+# ----------------------------------------------------------------------------------------
+# Online fine-tuning and inference
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class FinetuneConfig:
+    """Online fine-tuning on the first frame (defaults fixed before any validation run)."""
+
+    steps: int = 40
+    batch: int = 2
+    crop: tuple[int, int] = (288, 288)
+    lr: float = 2e-4
+    rotate: float = 15.0
+    scales: tuple[float, float] = (0.8, 1.25)
+
+
+def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: FinetuneConfig,
+                      rng: np.random.Generator, device: str | torch.device,
+                      extra_of: Any = None) -> list[float]:
+    """Fine-tune `net` in place on one frame; returns the losses.
+
+    extra_of: for networks with an extra input channel, a function (mask, rng) -> the extra
+    channel to feed with each augmented frame (MaskTrack feeds a deformed copy of the mask).
+    """
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    net.train()
+    losses = []
+    for _ in range(config.steps):
+        pairs = [augment_pair(image, mask, rng, rotate=config.rotate, scales=config.scales, crop=config.crop)
+                 for _ in range(config.batch)]
+        images = to_tensor(np.stack([p[0] for p in pairs]), device)
+        targets = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))[:, None].to(device)
+        extra = None
+        if extra_of is not None:
+            extra = torch.from_numpy(np.stack([extra_of(p[1], rng) for p in pairs]).astype(np.float32))[:, None]
+            extra = extra.to(device)
+        if extra is None:
+            with torch.no_grad():   # frozen blocks: no gradient needed below stride 4
+                x4 = net.prefix(images)
+        else:
+            x4 = net.prefix(images, extra)   # the extra stem weights learn through the frozen blocks
+        logits, sides = net.suffix(x4, images.shape[-2:], sides=True)
+        loss = segmentation_loss(logits, targets) + 0.5 * sum(segmentation_loss(s, targets) for s in sides)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    net.eval()
+    return losses
+
+
+def default_weights(name: str) -> Path:
+    return WEIGHTS_DIR / f"{name}.pt"
+
+
+class OSVOS(SemiSupervisedMethod):
+    """One-shot video object segmentation: parent network + online fine-tuning on frame 0.
+
+    Options: weights (a file from `vosbench train`; default the packaged
+    ``weights/osvos.pt``), finetune_steps (40), short_side (frames are segmented at this
+    short side; 360), seed (0), pretrained (False builds the encoder without the ImageNet
+    file, for tests).
+    """
+
+    name: ClassVar[str] = "osvos"
+
+    def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
+                 short_side: int = 360, seed: int = 0, pretrained: bool = True, **options: Any):
+        super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, short_side=short_side,
+                         seed=seed, **options)
+        self.weights = Path(weights) if weights else default_weights(self.name)
+        self.finetune = FinetuneConfig()
+        if finetune_steps is not None:
+            self.finetune.steps = int(finetune_steps)
+        self.short_side = int(short_side) if short_side else None
+        self.seed = int(seed)
+        self.pretrained = bool(pretrained)
+        self._parent: SegNet | None = None
+        self.last_finetune_seconds: float | None = None
+
+    def build_network(self) -> SegNet:
+        return SegNet(pretrained=self.pretrained)
+
+    def parent(self) -> SegNet:
+        if self._parent is None:
+            net = self.build_network()
+            if self.weights is not None and (self.weights.exists() or self.options.get("weights")):
+                load_trained(net, self.weights)
+            else:
+                log.warning("%s: no trained weights at %s; the parent network is untrained", self.name, self.weights)
+            self._device = resolve_device(self.device)
+            configure_threads()
+            self._parent = net.to(self._device).eval()
+        return self._parent
+
+    def _object_masks(self, video: Video) -> tuple[np.ndarray, list[int]]:
+        first = video.given_masks.get(0)
+        if first is None:
+            raise InputError(Path(video.name), "has no first-frame mask.", f"{self.name} needs the mask of frame 0.")
+        ids = [int(i) for i in (video.object_ids or np.unique(first)) if int(i) != 0]
+        return first, ids
+
+    def finetuned_networks(self, video: Video) -> list[tuple[int, SegNet]]:
+        """One fine-tuned copy of the parent per object of frame 0."""
+        first, ids = self._object_masks(video)
+        parent = self.parent()
+        frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
+        networks = []
+        start = time.perf_counter()
+        for object_id in ids:
+            net = copy.deepcopy(parent)
+            mask = cv2.resize((first == object_id).astype(np.uint8), frame0.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+            if self.finetune.steps > 0 and mask.any():
+                rng = np.random.default_rng([self.seed, object_id])
+                finetune_on_frame(net, frame0, mask, self.finetune, rng, self._device)
+            networks.append((object_id, net.eval()))
+        self.last_finetune_seconds = time.perf_counter() - start
+        log.info("%s: fine-tuned %d object(s) of %s in %.1f s", self.name, len(ids), video.name,
+                 self.last_finetune_seconds)
+        return networks
+
+    @torch.no_grad()
+    def segment(self, video: Video) -> Iterator[np.ndarray]:
+        first, _ = self._object_masks(video)
+        with torch.enable_grad():
+            networks = self.finetuned_networks(video)
+        h, w = video.size
+        for t in range(len(video.frames)):
+            if t == 0:
+                yield first.astype(np.uint8)
+                continue
+            frame = resize_short_side(np.asarray(video.frames[t]), self.short_side)
+            x = to_tensor(frame, self._device)
+            scores = torch.stack([net(x)[0, 0] for _, net in networks])
+            scores = F.interpolate(scores[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+            yield labels_from_logits(scores, [i for i, _ in networks])
+
+    @classmethod
+    def train(cls, config: "TrainConfig | None" = None, **kwargs: Any) -> Path:
+        """Train the parent network offline (see `train_parent`)."""
+        return train_parent(cls.name, config or TrainConfig(**kwargs))
+
+
+def labels_from_logits(scores: torch.Tensor, ids: list[int]) -> np.ndarray:
+    """(O, H, W) logits -> id map: the most confident object where any is above 0.5."""
+    best = scores.max(0)
+    labels = torch.as_tensor(ids, dtype=torch.uint8, device=scores.device)[best.indices]
+    labels[best.values <= 0] = 0
+    return labels.cpu().numpy().astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------
+# Offline training
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainConfig:
+    """Offline training of the parent network (and of MaskTrack, which shares it)."""
+
+    data: str = "../shared/data/davis2016"
+    dataset: str = "davis2016"
+    split: str = "train"
+    out: str | None = None            # weights file; default the packaged weights/<method>.pt
+    workdir: str = "runs"             # checkpoints and logs
+    steps: int = 4000
+    batch: int = 4
+    crop: tuple[int, int] = (256, 256)
+    scale: tuple[float, float] = (0.8, 1.7)
+    lr: float = 3e-4
+    seed: int = 0
+    wall_seconds: float | None = None  # stop (and save) after this long
+    checkpoint_every: int = 100
+    pretrained: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+class SingleFrameTask:
+    """One training step of a single-frame segmentation network (the OSVOS parent, MaskTrack).
+
+    Samples are DAVIS train frames under random zoom, flip, rotation and colour jitter
+    (`vosbench_baselines.data.FrameSampler`). MaskTrack's fourth channel is the ground truth
+    deformed by `masktrack.deform_mask`. The loss is the class-balanced cross-entropy plus
+    soft IoU on the fused output, and half of it on each side output.
+    """
+
+    def __init__(self, method: str, config: TrainConfig, dataset=None, device: str = "cpu"):
+        from vosbench_baselines.data import Augment, FrameSampler, TrainingFrames
+
+        self.method, self.config, self.device = method, config, device
+        if dataset is None:
+            from vosbench.io.factory import open_dataset
+
+            dataset = open_dataset(config.dataset, config.data, split=config.split)
+        self.frames = TrainingFrames(dataset)
+        augment = Augment(crop=tuple(config.crop), scale=tuple(config.scale), rotation=15.0)
+        self.sampler = FrameSampler(self.frames, augment=augment, seed=config.seed)
+        torch.manual_seed(config.seed)
+        if method == "masktrack":
+            from vosbench_baselines.masktrack import MaskTrackNet
+
+            self.net: SegNet = MaskTrackNet(pretrained=config.pretrained)
+        else:
+            self.net = SegNet(pretrained=config.pretrained)
+        self.net.to(device).train()
+        params = [p for n, p in self.net.named_parameters() if p.requires_grad and not n.startswith("mask_stem")]
+        groups = [{"params": params, "lr": config.lr}]
+        if method == "masktrack":
+            # The zero-initialised mask stem starts from nothing: it learns ten times faster.
+            groups.append({"params": list(self.net.mask_stem.parameters()), "lr": config.lr * 10})
+        self.optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
+        self.deform_rng = np.random.default_rng([config.seed, 1])
+
+    def step(self) -> dict[str, float]:
+        images, masks = self.sampler.batch(self.config.batch)
+        masks = (masks > 0).astype(np.uint8)
+        x = to_tensor(images, self.device)
+        target = torch.from_numpy(masks.astype(np.float32))[:, None].to(self.device)
+        if self.method == "masktrack":
+            from vosbench_baselines.masktrack import deform_mask
+
+            prior = np.stack([deform_mask(m, self.deform_rng) for m in masks]).astype(np.float32)
+            x4 = self.net.prefix(x, torch.from_numpy(prior)[:, None].to(self.device))
+        else:
+            with torch.no_grad():
+                x4 = self.net.prefix(x)
+        logits, sides = self.net.suffix(x4, x.shape[-2:], sides=True)
+        fused = segmentation_loss(logits, target)
+        side = sum(segmentation_loss(s, target) for s in sides)
+        loss = fused + 0.5 * side
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        return {"loss": float(loss.detach()), "fused": float(fused.detach()), "side": float(side.detach())}
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "sampler": self.sampler.state_dict(), "deform_rng": self.deform_rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.deform_rng.bit_generator.state = state["deform_rng"]
+
+    def export(self, path: str | Path, meta: dict[str, Any]) -> None:
+        save_trained(self.net, path, meta)
+
+
+def train_parent(method: str, config: TrainConfig) -> Path:
+    """Train `method`'s network with the shared loop of `vosbench_baselines.training`."""
+    raise NotImplementedError
+
+
+def config_dict(config: TrainConfig) -> dict:
+    d = asdict(config)
+    d["crop"], d["scale"] = list(config.crop), list(config.scale)
+    return d
