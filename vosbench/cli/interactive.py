@@ -1,0 +1,76 @@
+"""`vosbench interactive`: play the DAVIS interactive protocol against a method with the scribble robot."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from vosbench.errors import VosbenchError
+from vosbench.io.factory import DatasetKind, open_dataset
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "interactive", help="interactive track: scribble robot, timed sessions, J&F@60s and AUC",
+        description="Play the DAVIS interactive protocol end to end: the robot scribbles, the method answers "
+                    "with masks, only the method's time is counted; reports J&F@60s, AUC and the J&F-vs-time "
+                    "curve. Without --dataset it runs on the embedded synthetic dataset.")
+    parser.add_argument("--robot", action="store_true", required=True,
+                        help="scribbles come from the robot (the only mode; kept for the official command line)")
+    parser.add_argument("--method", required=True, help="registered interactive method, e.g. scribble-propagation")
+    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=None,
+                        help="dataset kind (default: the embedded synthetic dataset)")
+    parser.add_argument("--gt", type=Path, default=None, help="dataset root (needed with --dataset)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--resolution", default="480p")
+    parser.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
+    parser.add_argument("--scribbles", type=Path, default=None,
+                        help="folder of <sequence>/<NNN>.json first scribbles (default: <gt>/Scribbles when present; "
+                             "else the robot draws the first scribble)")
+    parser.add_argument("--max-interactions", type=int, default=8, help="interactions per sample (at most 16)")
+    parser.add_argument("--max-time", type=float, default=240.0, help="seconds per object per sample (at most 600)")
+    parser.add_argument("--threshold", type=float, default=60.0, help="time of the J&F@t score (seconds)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the robot's tie-breaking")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output folder (default: ./interactive-<dataset>-<method>)")
+    parser.add_argument("--no-plot", dest="plot", action="store_false")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vosbench.methods.base import InteractiveMethod, Video
+    from vosbench.methods.registry import load_method
+    from vosbench.tracks.interactive.session import SessionParams, find_samples, run_session
+
+    if args.dataset is None:
+        if args.gt is not None:
+            raise VosbenchError("--gt needs --dataset (davis2016, davis2017, ...)")
+        from vosbench.io.synthetic import default_dataset_root
+
+        dataset = open_dataset(DatasetKind.DAVIS2017, default_dataset_root(), split=args.split)
+        tag = "synthetic"
+    else:
+        if args.gt is None:
+            raise VosbenchError("--dataset needs --gt ROOT, the folder holding Annotations/")
+        dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution)
+        tag = args.dataset.value
+    method = load_method(args.method, device=args.device)
+    if not isinstance(method, InteractiveMethod):
+        raise VosbenchError(f"method {args.method!r} is a {method.track} method, not an interactive one")
+    params = SessionParams(max_interactions=args.max_interactions, max_time=args.max_time,
+                           threshold=args.threshold, seed=args.seed)
+    samples = find_samples(dataset, args.scribbles, sequences=args.sequences)
+    result = run_session(dataset, method, params, samples=samples, progress=args.progress, video_factory=Video)
+    out = args.out or Path(f"interactive-{tag}-{args.method}")
+    paths = result.write(out)
+    if args.plot:
+        from vosbench.reports.interactive_plots import plot_curve
+
+        paths["plot"] = plot_curve(result.curve, out / "curve.png", threshold=params.threshold, label=args.method)
+    print(result.format_table())
+    log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    return 0

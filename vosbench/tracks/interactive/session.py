@@ -1,0 +1,284 @@
+"""A timed interactive session: scribbles out, masks in, scores and the next scribble, per sample.
+
+The DAVIS interactive framework's protocol, with the differences listed here:
+
+- A sample is a sequence and its first scribble: the dataset's scribble file
+  ``Scribbles/<sequence>/<NNN>.json`` where present (one sample per file, index
+  NNN), else one sample (index 1) whose first scribble the robot draws on an
+  empty prediction, on the frame of lowest J (the first frame where every object
+  shows). *Not in the framework*, which always has human scribbles.
+- Each interaction hands the method the scribbles drawn since its last answer
+  (the framework's ``get_scribbles(only_last=True)``) and its previous masks;
+  only the time from handing them out to receiving the masks is counted.
+- At most `max_interactions` (default 8, at most 16) per sample, and a budget of
+  ``max_time x objects`` seconds per sample (default 240 s per object, at most
+  600). A submission that takes the sample past its budget is dropped with a
+  warning and ends the sample; missing interactions keep the previous scores at
+  zero time. *Difference:* the budget is charged with the counted method time
+  only; the framework charges wall-clock time since the sample started, which
+  also bills the method for the robot and the scoring and depends on the speed
+  of the machine running the evaluation.
+- After each interaction, J and F of every object on every frame (no void); the
+  next scribble goes on the frame of lowest J&F (averaged over objects) among the
+  frames the robot has not yet scribbled in this sample (every frame once all
+  are used); the first, dataset-provided scribble's frame is not tracked, as in
+  the framework, while a robot-drawn first scribble's frame is.
+- The robot is seeded; with an injected clock the whole session (scribbles,
+  report, summary) is byte-identical from run to run.
+"""
+from __future__ import annotations
+
+import copy
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+
+from vosbench.errors import VosbenchError
+from vosbench.io.datasets import Dataset
+from vosbench.io.scribbles import Scribbles, annotated_frames, dumps_scribbles, read_scribbles
+from vosbench.io.atomic import atomic_write
+from vosbench.metrics.frames import object_frame_scores
+from vosbench.metrics.interactive import Curve
+from vosbench.tracks.interactive.report import (REPORT_COLUMNS, SampleInfo, dumps_summary, interaction_rows,
+                                                summarize)
+from vosbench.tracks.interactive.robot import RobotParams, ScribbleRobot
+
+log = logging.getLogger(__name__)
+
+MAX_INTERACTIONS_CAP = 16
+MAX_TIME_CAP = 600.0
+_SCRIBBLE_FILE = re.compile(r"^(\d+)\.json$")
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """The rules of a session; defaults are the DAVIS interactive challenge's."""
+
+    max_interactions: int = 8
+    max_time: float | None = 240.0
+    threshold: float = 60.0
+    seed: int = 0
+    robot: RobotParams = field(default_factory=RobotParams)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_interactions <= MAX_INTERACTIONS_CAP:
+            raise VosbenchError(f"max_interactions must be within 1..{MAX_INTERACTIONS_CAP} "
+                                f"(the framework's cap), got {self.max_interactions}")
+        if self.max_time is not None and not 0 < self.max_time <= MAX_TIME_CAP:
+            raise VosbenchError(f"max_time must be within (0, {MAX_TIME_CAP:g}] seconds per object "
+                                f"(the framework's cap), got {self.max_time}")
+
+
+class InteractiveAnswerer(Protocol):
+    """What a session plays against: `vosbench.methods.InteractiveMethod` or anything shaped like it."""
+
+    def interact(self, video: Any, scribbles: Scribbles, previous_masks: np.ndarray | None) -> np.ndarray: ...
+
+
+class _LazyFrames(Sequence[np.ndarray]):
+    def __init__(self, dataset: Dataset, sequence: str, names: list[str]):
+        self._dataset, self._sequence, self._names = dataset, sequence, names
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self._dataset.read_frame(self._sequence, n) for n in self._names[index]]
+        return self._dataset.read_frame(self._sequence, self._names[index])
+
+
+@dataclass
+class SequenceView:
+    """A sequence as the method sees it; the same fields as `vosbench.methods.Video`."""
+
+    name: str
+    frames: Sequence[np.ndarray]
+    frame_names: list[str]
+    given_masks: dict[int, np.ndarray] = field(default_factory=dict)
+    object_ids: list[int] = field(default_factory=list)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        first = self.frames[0]
+        return int(first.shape[0]), int(first.shape[1])
+
+
+# (name, frames, frame_names, object_ids) -> the object handed to the method
+VideoFactory = Callable[..., Any]
+
+
+@dataclass
+class Sample:
+    """A sequence and its first scribble (None: the robot draws it)."""
+
+    sequence: str
+    scribble_idx: int = 1
+    first_scribble: Scribbles | None = None
+
+
+@dataclass
+class InteractiveResult:
+    """Everything a session produced. `scribbles[(sequence, idx)]` lists the scribbles handed out, in order."""
+
+    report: pd.DataFrame
+    summary: dict[str, Any]
+    curve: Curve
+    params: SessionParams
+    method: str
+    samples: list[SampleInfo]
+    scribbles: dict[tuple[str, int], list[Scribbles]]
+    dropped: list[tuple[str, int, int]]
+
+    @property
+    def jf_at_threshold(self) -> float:
+        return float(self.summary["metric_at_threshold"]["J_AND_F"])
+
+    @property
+    def auc(self) -> float:
+        return float(self.summary["auc"])
+
+    def format_table(self) -> str:
+        lines = [f"method {self.method}: {len(self.samples)} sample(s), "
+                 f"{self.params.max_interactions} interactions, max_time {self.params.max_time} s/object",
+                 f"AUC      {self.auc:.4f}",
+                 f"J&F@{self.params.threshold:g}s {self.jf_at_threshold:.4f}",
+                 "time (s)  J&F"]
+        lines += [f"{t:8.3f}  {v:.4f}" for t, v in zip(self.curve.time, self.curve.value)]
+        if self.dropped:
+            lines.append(f"{len(self.dropped)} submission(s) dropped past the time budget")
+        return "\n".join(lines)
+
+    def write(self, out: str | Path) -> dict[str, Path]:
+        """Write report.csv, summary.json and the scribbles handed out (``scribbles/<seq>/<idx>/<k>.json``)."""
+        out = Path(out)
+        paths = {"report": out / "report.csv", "summary": out / "summary.json"}
+        atomic_write(paths["report"], self.report.to_csv(index=False, float_format="%.17g"))
+        atomic_write(paths["summary"], dumps_summary(self.summary))
+        for (sequence, idx), given in self.scribbles.items():
+            for k, scribble in enumerate(given, start=1):
+                atomic_write(out / "scribbles" / sequence / f"{idx:03d}" / f"{k:02d}.json", dumps_scribbles(scribble))
+        return paths
+
+
+def find_samples(dataset: Dataset, scribbles_root: str | Path | None = None,
+                 sequences: Sequence[str] | None = None) -> list[Sample]:
+    """One sample per scribble file of each sequence, or one robot-started sample where there is none.
+
+    scribbles_root: folder of ``<sequence>/<NNN>.json`` files; default ``<dataset root>/Scribbles``.
+    """
+    root = Path(scribbles_root) if scribbles_root is not None else Path(dataset.root) / "Scribbles"
+    samples: list[Sample] = []
+    for name in sequences if sequences is not None else dataset.sequence_names():
+        folder = root / name
+        files = []
+        if folder.is_dir():
+            files = sorted((int(m.group(1)), p) for p in folder.iterdir() if (m := _SCRIBBLE_FILE.match(p.name)))
+        if not files:
+            samples.append(Sample(name, 1, None))
+            continue
+        n_frames = len(dataset.frame_names(name))
+        for idx, path in files:
+            samples.append(Sample(name, idx, read_scribbles(path, nb_frames=n_frames)))
+    return samples
+
+
+def _check_masks(masks: Any, shape: tuple[int, ...], method: str, sequence: str) -> np.ndarray:
+    arr = np.asarray(masks)
+    if arr.shape != shape:
+        raise VosbenchError(f"method {method!r} returned masks of shape {arr.shape} for {sequence}; "
+                            f"expected {shape} (frames, height, width)")
+    if arr.dtype.kind not in "iub" or (arr.size and (arr.min() < 0 or arr.max() > 255)):
+        raise VosbenchError(f"method {method!r} returned masks for {sequence} that are not integer ids in 0..255")
+    return arr.astype(np.uint8, copy=False)
+
+
+def _nb_objects(gt: np.ndarray) -> int:
+    ids = np.unique(gt)
+    ids = ids[ids != 255]
+    return int(ids.max()) if ids.size else 0
+
+
+def run_session(dataset: Dataset, method: InteractiveAnswerer, params: SessionParams | None = None,
+                samples: Sequence[Sample] | None = None, scribbles_root: str | Path | None = None,
+                clock: Callable[[], float] = time.perf_counter, progress: bool = False,
+                session_id: str | None = None, video_factory: VideoFactory | None = None) -> InteractiveResult:
+    """Play the interactive protocol with `method` on every sample of `dataset`.
+
+    clock: the timer of the method's answers (inject a fake one for reproducible reports).
+    video_factory: builds what the method receives from ``(name=, frames=, frame_names=,
+        object_ids=)``; default `SequenceView` (the CLI passes `vosbench.methods.Video`).
+    """
+    from tqdm.auto import tqdm
+
+    params = params or SessionParams()
+    samples = list(samples) if samples is not None else find_samples(dataset, scribbles_root)
+    robot = ScribbleRobot(params.robot, seed=params.seed)
+    method_name = getattr(method, "name", type(method).__name__)
+    session_id = session_id or f"{method_name}-seed{params.seed}"
+    frames_out: list[pd.DataFrame] = []
+    infos: list[SampleInfo] = []
+    given: dict[tuple[str, int], list[Scribbles]] = {}
+    dropped: list[tuple[str, int, int]] = []
+    bar = tqdm(total=len(samples) * params.max_interactions, disable=not progress, unit="interaction",
+               desc=f"interactive {method_name}")
+    try:
+        for sample in samples:
+            seq = sample.sequence
+            gt = dataset.read_annotations(seq)
+            names = dataset.frame_names(seq)
+            nb_objects = _nb_objects(gt)
+            if nb_objects == 0:
+                raise VosbenchError(f"sequence {seq} of {dataset.describe()} has no object in its ground truth")
+            infos.append(SampleInfo(seq, sample.scribble_idx, nb_objects))
+            video = (video_factory or SequenceView)(name=seq, frames=_LazyFrames(dataset, seq, names),
+                                                    frame_names=names, object_ids=list(range(1, nb_objects + 1)))
+            robot_frames: list[int] = []
+            if sample.first_scribble is not None:
+                scribbles = copy.deepcopy(sample.first_scribble)
+            else:
+                scribbles = robot.interact(seq, np.zeros_like(gt), gt, nb_objects)
+                robot_frames.extend(annotated_frames(scribbles))
+            history = given.setdefault((seq, sample.scribble_idx), [])
+            budget = params.max_time * nb_objects if params.max_time else None
+            spent = 0.0
+            previous: np.ndarray | None = None
+            for interaction in range(1, params.max_interactions + 1):
+                history.append(copy.deepcopy(scribbles))
+                start = clock()
+                masks = method.interact(video, copy.deepcopy(scribbles), previous)
+                timing = clock() - start
+                bar.update(1)
+                if budget is not None and spent + timing > budget:
+                    log.warning("%s #%d interaction %d: submitted after the time budget of %.0f s "
+                                "(%.1f s spent); this submission is dropped and the sample ends",
+                                seq, sample.scribble_idx, interaction, budget, spent + timing)
+                    dropped.append((seq, sample.scribble_idx, interaction))
+                    bar.update(params.max_interactions - interaction)
+                    break
+                spent += timing
+                masks = _check_masks(masks, gt.shape, method_name, seq)
+                j, f = object_frame_scores(gt, masks, range(1, nb_objects + 1))
+                frames_out.append(interaction_rows(session_id, seq, sample.scribble_idx, interaction, timing, j, f))
+                if interaction == params.max_interactions:
+                    break
+                metric = (0.5 * j + 0.5 * f).T.mean(axis=1)
+                candidates = set(range(len(gt))) - set(robot_frames) or set(range(len(gt)))
+                order = metric.argsort()
+                next_frame = int(next(k for k in order if int(k) in candidates))
+                robot_frames.append(next_frame)
+                scribbles = robot.interact(seq, masks, gt, nb_objects, frame=next_frame)
+                previous = masks
+    finally:
+        bar.close()
+    report = (pd.concat(frames_out, ignore_index=True) if frames_out
+              else pd.DataFrame(columns=REPORT_COLUMNS))
+    summary, curve = summarize(report, infos, params.max_interactions, params.max_time, params.threshold)
+    return InteractiveResult(report=report, summary=summary, curve=curve, params=params, method=method_name,
+                             samples=infos, scribbles=given, dropped=dropped)
