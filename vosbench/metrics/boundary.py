@@ -33,6 +33,43 @@ def _disk_kernel(radius: int) -> np.ndarray:
     return disk(radius).astype(np.uint8)
 
 
+@lru_cache(maxsize=16)
+def _disk_rectangles(radius: int) -> tuple[np.ndarray, ...] | None:
+    """The disk as a union of centred rectangles, or None if it is not one.
+
+    Row half-widths of a disk shrink away from the centre, so the disk is the
+    union of one rectangle per distinct half-width a: (2a + 1) wide and as tall
+    as the rows at least that wide. Dilating by a union is the union of the
+    dilations, and OpenCV dilates by a rectangle separably, which at 480p is
+    faster than its generic path for a 17x17 disk.
+    """
+    footprint = _disk_kernel(radius).astype(bool)
+    centre = radius
+    half_widths = footprint.sum(axis=1) // 2
+    union = np.zeros_like(footprint)
+    kernels = []
+    for a in sorted(set(half_widths.tolist())):
+        rows = np.flatnonzero(half_widths >= a)
+        b = int(max(abs(rows - centre)))
+        union[centre - b:centre + b + 1, centre - a:centre + a + 1] = True
+        kernels.append(cv2.getStructuringElement(cv2.MORPH_RECT, (2 * a + 1, 2 * b + 1)))
+    if not np.array_equal(union, footprint):
+        return None
+    return tuple(kernels)
+
+
+def dilate_disk(image: np.ndarray, radius: int) -> np.ndarray:
+    """Binary dilation of a uint8 0/1 image by ``disk(radius)``, zeros beyond the border."""
+    rectangles = _disk_rectangles(radius)
+    if rectangles is None or radius <= 0:
+        return cv2.dilate(image, _disk_kernel(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    out = None
+    for kernel in rectangles:
+        grown = cv2.dilate(image, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        out = grown if out is None else cv2.bitwise_or(out, grown, dst=out)
+    return out
+
+
 def seg2bmap(seg: np.ndarray) -> np.ndarray:
     """Boundary map of a binary mask (same size), as the DAVIS toolkits compute it."""
     seg = np.asarray(seg, dtype=bool)
@@ -76,9 +113,8 @@ def f_measure_cropped(gt: np.ndarray, pred: np.ndarray, radius: int) -> float:
     n_pred = int(np.count_nonzero(pred_b))
     if n_gt == 0 or n_pred == 0:
         return _precision_recall_to_f(n_pred, n_gt, 0, 0)
-    kernel = _disk_kernel(radius)
-    gt_dil = cv2.dilate(gt_b.view(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    pred_dil = cv2.dilate(pred_b.view(np.uint8), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    gt_dil = dilate_disk(gt_b.view(np.uint8), radius)
+    pred_dil = dilate_disk(pred_b.view(np.uint8), radius)
     pred_match = int(np.count_nonzero(pred_b & gt_dil.view(bool)))
     gt_match = int(np.count_nonzero(gt_b & pred_dil.view(bool)))
     return _precision_recall_to_f(n_pred, n_gt, pred_match, gt_match)

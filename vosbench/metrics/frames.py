@@ -1,11 +1,129 @@
-"""Per-object, per-frame J and F of a whole sequence: the hot loop of every evaluation."""
+"""Per-object, per-frame J and F of a whole sequence: the hot loop of every evaluation.
+
+Work is split so that nothing is done once per (object, frame) pair that can be
+done once per mask: in each frame, every ground-truth object and every
+predicted id is turned once into a `_Region` (its bounding box, its pixels,
+its boundary map and the boundary dilated by the matching disk, all cropped to
+the box). A pair then only intersects two small crops. This is what makes the
+unsupervised track's (proposal x object) matrix cheap, and keeps the
+semi-supervised diagonal free of full-frame passes except one comparison and
+one bounding box per mask.
+
+Cropping is exact: a boundary pixel (see `seg2bmap`) lies inside the mask's
+box grown by one pixel, and the dilated boundary inside that box grown by the
+radius, so counts over the crops equal counts over the whole frame.
+"""
 from __future__ import annotations
 
 from typing import Sequence
 
+import cv2
 import numpy as np
 
-from vosbench.metrics.boundary import BOUNDARY_THRESHOLD, boundary_radius, f_measure_cropped
+from vosbench.metrics.boundary import (BOUNDARY_THRESHOLD, _precision_recall_to_f, boundary_radius, dilate_disk,
+                                       seg2bmap)
+
+
+class _Region:
+    """One binary mask of one frame, reduced to its bounding box.
+
+    box: (y0, y1, x0, x1) of the mask grown by one pixel and clipped to the frame
+    (where its boundary lives); mask, bmap: the mask and its boundary cropped to box;
+    dil_box, dil: the boundary dilated by the disk, cropped to the box grown by the radius.
+    """
+
+    __slots__ = ("empty", "box", "mask", "n", "bmap", "n_b", "dil_box", "dil")
+
+    def __init__(self, mask: np.ndarray | None, radius: int, need_boundary: bool = True):
+        self.empty = True
+        self.n = self.n_b = 0
+        if mask is None:
+            return
+        x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+        if w == 0:
+            return
+        self.empty = False
+        height, width = mask.shape
+        y0, x0 = max(y - 1, 0), max(x - 1, 0)
+        y1, x1 = min(y + h + 1, height), min(x + w + 1, width)
+        self.box = (y0, y1, x0, x1)
+        self.mask = mask[y0:y1, x0:x1]
+        self.n = int(np.count_nonzero(self.mask))
+        if not need_boundary:
+            return
+        self.bmap = seg2bmap(self.mask)
+        self.n_b = int(np.count_nonzero(self.bmap))
+        if self.n_b == 0:  # e.g. a mask filling the frame: no boundary, nothing to dilate
+            return
+        dy0, dx0 = max(y0 - radius, 0), max(x0 - radius, 0)
+        dy1, dx1 = min(y1 + radius, height), min(x1 + radius, width)
+        window = np.zeros((dy1 - dy0, dx1 - dx0), dtype=np.uint8)
+        window[y0 - dy0:y1 - dy0, x0 - dx0:x1 - dx0] = self.bmap.view(np.uint8)
+        self.dil_box = (dy0, dy1, dx0, dx1)
+        self.dil = dilate_disk(window, radius).view(bool)
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]):
+    y0, y1 = max(a[0], b[0]), min(a[1], b[1])
+    x0, x1 = max(a[2], b[2]), min(a[3], b[3])
+    if y0 >= y1 or x0 >= x1:
+        return None
+    return y0, y1, x0, x1
+
+
+def _crop(array: np.ndarray, box: tuple[int, int, int, int], part: tuple[int, int, int, int]) -> np.ndarray:
+    return array[part[0] - box[0]:part[1] - box[0], part[2] - box[2]:part[3] - box[2]]
+
+
+def _count_and(a: np.ndarray, a_box, b: np.ndarray, b_box) -> int:
+    part = _overlap(a_box, b_box)
+    if part is None:
+        return 0
+    return int(np.count_nonzero(_crop(a, a_box, part) & _crop(b, b_box, part)))
+
+
+def pair_scores(g: _Region, p: _Region, with_f: bool = True) -> tuple[float, float]:
+    """J and F of one ground-truth region against one predicted region of the same frame."""
+    if g.empty and p.empty:
+        return 1.0, 1.0
+    inter = 0 if (g.empty or p.empty) else _count_and(g.mask, g.box, p.mask, p.box)
+    j = inter / (g.n + p.n - inter)
+    if not with_f:
+        return j, float("nan")
+    if g.n_b == 0 or p.n_b == 0:
+        return j, _precision_recall_to_f(p.n_b, g.n_b, 0, 0)
+    pred_match = _count_and(p.bmap, p.box, g.dil, g.dil_box)
+    gt_match = _count_and(g.bmap, g.box, p.dil, p.dil_box)
+    return j, _precision_recall_to_f(p.n_b, g.n_b, pred_match, gt_match)
+
+
+def _regions(labels: np.ndarray, ids: Sequence[int], keep: np.ndarray | None, radius: int,
+             with_f: bool) -> dict[int, _Region]:
+    out = {}
+    for object_id in ids:
+        if object_id in out:
+            continue
+        if object_id < 0 or object_id > 255:
+            out[object_id] = _Region(None, radius)  # an id no uint8 mask can hold: always empty
+            continue
+        mask = labels == object_id
+        if keep is not None:
+            mask &= keep
+        out[object_id] = _Region(mask, radius, need_boundary=with_f)
+    return out
+
+
+def _check(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None) -> None:
+    if gt.shape != pred.shape or gt.ndim != 3:
+        raise ValueError(f"gt and pred must be (T, H, W) of one shape, got {gt.shape} and {pred.shape}")
+    if void is not None and void.shape != gt.shape:
+        raise ValueError(f"void must have the shape of gt {gt.shape}, got {void.shape}")
+
+
+def _keep(void: np.ndarray | None, t: int) -> np.ndarray | None:
+    if void is None or not void[t].any():
+        return None
+    return ~void[t]
 
 
 def object_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence[int],
@@ -18,10 +136,9 @@ def object_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence[i
     void: optional ``(T, H, W)`` boolean map of pixels to ignore.
     Returns two float64 arrays of shape ``(K, T)``.
     """
-    if gt.shape != pred.shape or gt.ndim != 3:
-        raise ValueError(f"gt and pred must be (T, H, W) of one shape, got {gt.shape} and {pred.shape}")
-    object_ids = list(object_ids)
-    pred_ids = object_ids if pred_ids is None else list(pred_ids)
+    _check(gt, pred, void)
+    object_ids = [int(i) for i in object_ids]
+    pred_ids = object_ids if pred_ids is None else [int(i) for i in pred_ids]
     if len(pred_ids) != len(object_ids):
         raise ValueError("object_ids and pred_ids must have the same length")
     n_frames, height, width = gt.shape
@@ -29,16 +146,36 @@ def object_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence[i
     j = np.empty((len(object_ids), n_frames), dtype=np.float64)
     f = np.empty_like(j)
     for t in range(n_frames):
-        gt_t, pred_t = gt[t], pred[t]
-        keep = None if void is None else ~void[t]
+        keep = _keep(void, t)
+        g_regions = _regions(gt[t], object_ids, keep, radius, True)
+        p_regions = _regions(pred[t], pred_ids, keep, radius, True)
         for k, (gid, pid) in enumerate(zip(object_ids, pred_ids)):
-            g = gt_t == gid
-            p = pred_t == pid
-            if keep is not None:
-                g &= keep
-                p &= keep
-            inter = np.count_nonzero(g & p)
-            union = np.count_nonzero(g | p)
-            j[k, t] = 1.0 if union == 0 else inter / union
-            f[k, t] = 1.0 if union == 0 else f_measure_cropped(g, p, radius)
+            j[k, t], f[k, t] = pair_scores(g_regions[gid], p_regions[pid])
+    return j, f
+
+
+def pairwise_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence[int], pred_ids: Sequence[int],
+                          void: np.ndarray | None = None,
+                          bound_th: float = BOUNDARY_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
+    """J and F of every (predicted id, ground-truth object) pair in every frame.
+
+    Returns two float64 arrays of shape ``(P, K, T)``: ``[p, k, t]`` compares
+    ``pred == pred_ids[p]`` with ``gt == object_ids[k]`` in frame t. Equal to
+    calling `object_frame_scores` once per predicted id, with each mask's
+    boundary and dilation computed once per frame instead of once per pair.
+    """
+    _check(gt, pred, void)
+    object_ids = [int(i) for i in object_ids]
+    pred_ids = [int(i) for i in pred_ids]
+    n_frames, height, width = gt.shape
+    radius = boundary_radius(height, width, bound_th)
+    j = np.empty((len(pred_ids), len(object_ids), n_frames), dtype=np.float64)
+    f = np.empty_like(j)
+    for t in range(n_frames):
+        keep = _keep(void, t)
+        g_regions = _regions(gt[t], object_ids, keep, radius, True)
+        p_regions = _regions(pred[t], pred_ids, keep, radius, True)
+        for p_index, pid in enumerate(pred_ids):
+            for k, gid in enumerate(object_ids):
+                j[p_index, k, t], f[p_index, k, t] = pair_scores(g_regions[gid], p_regions[pid])
     return j, f

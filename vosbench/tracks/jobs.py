@@ -9,7 +9,7 @@ from scipy.optimize import linear_sum_assignment
 
 from vosbench.errors import InputError
 from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_stack
-from vosbench.metrics.frames import object_frame_scores
+from vosbench.metrics.frames import object_frame_scores, pairwise_frame_scores
 from vosbench.tracks.params import EvalParams, Track
 from vosbench.tracks.result import SequenceScores
 
@@ -90,12 +90,7 @@ def score_sequence(job: SequenceJob) -> SequenceScores:
         n_props = max(pred_max, len(object_ids))
         proposals = list(range(1, n_props + 1))
         # J and F of every (proposal, object) pair over all frames, then Hungarian matching on mean J&F.
-        j_all = np.empty((n_props, len(object_ids), gt.shape[0]))
-        f_all = np.empty_like(j_all)
-        for p_index, proposal in enumerate(proposals):
-            j_pk, f_pk = object_frame_scores(gt, pred, object_ids, void=void,
-                                             pred_ids=[proposal] * len(object_ids), bound_th=params.bound_th)
-            j_all[p_index], f_all[p_index] = j_pk, f_pk
+        j_all, f_all = pairwise_frame_scores(gt, pred, object_ids, proposals, void=void, bound_th=params.bound_th)
         if object_ids:
             cost = (j_all.mean(axis=2) + f_all.mean(axis=2)) / 2
             rows, cols = linear_sum_assignment(-cost)
