@@ -25,6 +25,10 @@ class InputError(VosbenchError):
             text += f" Fix: {fix}"
         super().__init__(text)
 
+    def __reduce__(self):
+        # Errors cross process boundaries (joblib workers): rebuild from the fields, not the message.
+        return (type(self), (self.path, self.problem, self.fix))
+
 
 class ValidationError(VosbenchError):
     """A results folder failed validation; `problems` lists every InputError found."""
@@ -36,3 +40,6 @@ class ValidationError(VosbenchError):
         if len(self.problems) > 50:
             lines.append(f"  ... and {len(self.problems) - 50} more")
         super().__init__("\n".join(lines))
+
+    def __reduce__(self):
+        return (type(self), (self.problems,))
