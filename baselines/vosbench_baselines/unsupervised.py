@@ -186,7 +186,13 @@ def associate(propagated: dict[int, np.ndarray], proposals: Sequence[Proposal], 
 
 
 class FlowWarpPropagator(SemiSupervisedMethod):
-    """Propagate the given masks frame to frame by warping them with the backward optical flow."""
+    """Propagate the given masks frame to frame by moving each labelled pixel along the optical flow.
+
+    Pixels are pushed forwards (splatted) rather than pulled backwards: pulling gives the
+    background uncovered behind a moving object the object's label, because flow is smooth
+    across the object's edge, and the mask grows with every frame. Splatting leaves pinholes,
+    which a small closing fills.
+    """
 
     name: ClassVar[str] = "flow-warp"
 
@@ -195,12 +201,21 @@ class FlowWarpPropagator(SemiSupervisedMethod):
         previous_frame = np.asarray(video.frames[0])
         yield previous
         h, w = video.size
-        grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+        kernel = np.ones((3, 3), np.uint8)
         for t in range(1, len(video.frames)):
             frame = np.asarray(video.frames[t])
-            back = optical_flow(frame, previous_frame)   # where each pixel of t came from in t-1
-            warped = cv2.remap(previous, grid_x + back[..., 0], grid_y + back[..., 1],
-                               interpolation=cv2.INTER_NEAREST, borderValue=0)
+            forward = optical_flow(previous_frame, frame)
+            warped = np.zeros((h, w), np.uint8)
+            ys, xs = np.nonzero(previous)
+            ny = np.rint(ys + forward[ys, xs, 1]).astype(int)
+            nx = np.rint(xs + forward[ys, xs, 0]).astype(int)
+            inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+            warped[ny[inside], nx[inside]] = previous[ys[inside], xs[inside]]
+            closed = np.zeros_like(warped)
+            for object_id in np.unique(warped[warped > 0]):
+                filled = cv2.morphologyEx((warped == object_id).astype(np.uint8), cv2.MORPH_CLOSE, kernel)
+                closed[(filled > 0) & (closed == 0)] = object_id
+            warped = closed
             given = video.given_masks.get(t)
             if given is not None:
                 warped = np.where(given > 0, given, warped).astype(np.uint8)
@@ -222,7 +237,7 @@ def _resize(image: np.ndarray, size: tuple[int, int], nearest: bool = False) -> 
 class UnsupervisedPipeline(UnsupervisedMethod):
     """Detect, refine, associate (propagation + Hungarian), re-run from key frames.
 
-    Options: propagator ("stm" when registered, else the flow-warping fallback; any
+    Options: propagator ("stm" when registered, else "flow-warp", the fallback; any
     registered semi-supervised method name), objectness_weights (the `osvos` parent's
     weights file; default the packaged one), short_side (working resolution, 240),
     max_key_frames (3), max_objects (20), device, seed, pretrained (False: encoder
@@ -252,8 +267,8 @@ class UnsupervisedPipeline(UnsupervisedMethod):
         if self._propagator is None:
             from vosbench.methods.registry import available_methods, load_method
 
-            name = self.propagator_name or ("stm" if "stm" in available_methods() else None)
-            if name:
+            name = self.propagator_name or ("stm" if "stm" in available_methods() else FlowWarpPropagator.name)
+            if name != FlowWarpPropagator.name:
                 self._propagator = load_method(name, device=self.device)  # type: ignore[assignment]
                 log.info("%s: propagating masks with %s", self.name, name)
             else:
@@ -328,9 +343,9 @@ class UnsupervisedPipeline(UnsupervisedMethod):
         frames = self.working_frames(video)
         proposals = self.detect(frames)
         n = len(frames)
-        # Seed key frame: the frame whose best proposals are the most confident.
-        strength = [sum(p.score for p in props[:3]) for props in proposals]
-        key = int(np.argmax(strength)) if n else 0
+        # Seed key frame: the frame with the most confident proposal (ties: more proposals).
+        strength = [(round(props[0].score, 3) if props else 0.0, len(props)) for props in proposals]
+        key = max(range(n), key=lambda t: strength[t]) if n else 0
         key_masks: dict[int, np.ndarray] = {}
         ids: list[int] = []
         seed_map = np.zeros(frames[0].shape[:2], np.uint8)
