@@ -159,6 +159,9 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
                 job = next(j for j in todo if j.sequence == seq_scores.sequence)
                 cache.store(job, key, seq_scores)
                 scores[seq_scores.sequence] = seq_scores
+    if errors and not scores:
+        # Lenient, but nothing could be scored: an empty report would only look like a result.
+        raise ValidationError(list(report.problems) + errors)
     for error in errors:
         log.warning("skipped: %s", error)
         skipped.append(str(error))

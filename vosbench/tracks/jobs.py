@@ -72,6 +72,54 @@ def _scored_frames(gt: np.ndarray, object_ids: list[int], params: EvalParams) ->
     return scored
 
 
+def content_problems(job: SequenceJob, gt: np.ndarray, pred: np.ndarray,
+                     object_ids: list[int]) -> list[InputError]:
+    """Every prediction mask of a job whose ids the protocol cannot score, one problem per file."""
+    params = job.params
+    problems: list[InputError] = []
+    if job.binary:
+        return problems  # every non-zero value is the one object
+    allowed: set[int] | None = None
+    for path, mask in zip(job.pred_paths, pred):
+        if path is None:
+            continue
+        top = int(mask.max())
+        if params.track is Track.UNSUPERVISED:
+            if top > params.max_proposals:
+                problems.append(InputError(
+                    path, f"holds proposal id {top}, more than the {params.max_proposals} proposals allowed per "
+                          "sequence.", f"Keep at most {params.max_proposals} proposals (ids 1..{params.max_proposals})."))
+        elif params.annotated_only:
+            if allowed is None:
+                allowed = set(object_ids) | {0}
+            if top == 0:
+                continue
+            present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
+            unknown = sorted(int(i) for i in present if int(i) not in allowed)
+            if unknown:
+                problems.append(InputError(
+                    path, f"holds object id(s) {unknown} that the ground truth of {job.sequence!r} does not have "
+                          f"(it has {sorted(object_ids)}).", "Write only ids given in the ground truth (0 = background)."))
+        else:
+            n_objects = object_ids[-1] if object_ids else 0
+            if top > n_objects:
+                problems.append(InputError(
+                    path, f"holds object id {top}, but the ground truth of {job.sequence!r} has {n_objects} "
+                          "object(s) in its first frame.",
+                    "Write only the ids of the ground truth's first frame (0 = background); "
+                    "255 is not a valid prediction."))
+    return problems
+
+
+def _raise_first(problems: list[InputError]) -> None:
+    if not problems:
+        return
+    first = problems[0]
+    more = f" ({len(problems) - 1} more mask(s) of this sequence have the same kind of problem.)" \
+        if len(problems) > 1 else ""
+    raise InputError(first.path, first.problem + more, first.fix)
+
+
 def score_sequence(job: SequenceJob) -> SequenceScores:
     """Score one sequence under its job's protocol."""
     params = job.params
@@ -79,14 +127,10 @@ def score_sequence(job: SequenceJob) -> SequenceScores:
     pred = _read_predictions(job, gt.shape[1:])
     void = (gt == VOID_LABEL) if (params.apply_void and not job.binary) else None
     object_ids = _semi_objects(gt, job)
+    _raise_first(content_problems(job, gt, pred, object_ids))
     pred_max = int(pred.max()) if pred.size else 0
 
     if params.track is Track.UNSUPERVISED:
-        if pred_max > params.max_proposals:
-            where = next(p for p, m in zip(job.pred_paths, pred) if p is not None and int(m.max()) > params.max_proposals)
-            raise InputError(where, f"holds proposal id {int(pred_max)}, more than the {params.max_proposals} "
-                                    "proposals allowed per sequence.",
-                             f"Keep at most {params.max_proposals} proposals (ids 1..{params.max_proposals}).")
         n_props = max(pred_max, len(object_ids))
         proposals = list(range(1, n_props + 1))
         # J and F of every (proposal, object) pair over all frames, then Hungarian matching on mean J&F.
@@ -105,17 +149,6 @@ def score_sequence(job: SequenceJob) -> SequenceScores:
         return SequenceScores(job.sequence, list(job.frames), matched_objects, j, f, proposal_ids=matched_props)
 
     # Semi-supervised.
-    if not job.binary and not params.annotated_only and pred_max > (object_ids[-1] if object_ids else 0):
-        where = next(p for p, m in zip(job.pred_paths, pred) if p is not None and int(m.max()) == pred_max)
-        raise InputError(where, f"holds object id {pred_max}, but the ground truth of {job.sequence!r} has "
-                                f"{len(object_ids)} object(s).",
-                         "Write only the ids of the ground truth's first frame (0 = background).")
-    if params.annotated_only:
-        unknown = sorted(set(int(i) for i in np.unique(pred)) - set(object_ids) - {0})
-        if unknown:
-            where = next(p for p, m in zip(job.pred_paths, pred) if p is not None and np.isin(m, unknown).any())
-            raise InputError(where, f"holds object id(s) {unknown} that the ground truth of {job.sequence!r} "
-                                    "does not have.", "Write only ids given in the ground truth (0 = background).")
     scored = _scored_frames(gt, object_ids, params)
     keep_t = np.flatnonzero(scored.any(axis=0))
     j = np.full((len(object_ids), gt.shape[0]), np.nan)
@@ -130,9 +163,27 @@ def score_sequence(job: SequenceJob) -> SequenceScores:
 
 
 def check_content(job: SequenceJob) -> list[InputError]:
-    """Decode a job's masks and report what would stop scoring (ids, proposals, encodings)."""
+    """Decode a job's masks and report what would stop scoring (encodings, sizes, ids, proposals), without scoring."""
+    problems: list[InputError] = []
     try:
-        score_sequence(job)
+        gt = read_mask_stack(job.gt_paths, binary=job.binary)
     except InputError as exc:
         return [exc]
-    return []
+    shape = gt.shape[1:]
+    pred = np.zeros((len(job.pred_paths),) + shape, dtype=np.uint8)
+    for t, path in enumerate(job.pred_paths):
+        if path is None:
+            continue
+        try:
+            mask = read_mask(path, binary=job.binary)
+        except InputError as exc:
+            problems.append(exc)
+            continue
+        if mask.shape != shape:
+            problems.append(InputError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the ground truth is "
+                                             f"{shape[1]}x{shape[0]}.",
+                                       "Write masks at the ground truth's resolution (resize with nearest neighbour)."))
+            continue
+        pred[t] = mask
+    problems.extend(content_problems(job, gt, pred, _semi_objects(gt, job)))
+    return problems

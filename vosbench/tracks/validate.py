@@ -26,6 +26,9 @@ class ValidationReport:
     problems: list[InputError] = field(default_factory=list)
     # sequence -> problems; a lenient run skips these sequences.
     by_sequence: dict[str, list[InputError]] = field(default_factory=dict)
+    # Jobs of sequences with structural problems, over their readable masks only: `validate_folder`
+    # still checks their pixels so that one run lists every problem.
+    partial_jobs: list[SequenceJob] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -76,17 +79,24 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
         what = "is a file, not a folder of masks" if folder.exists() else "is missing"
         return [InputError(folder, f"results of sequence {seq!r} {what}.",
                            "Write one PNG mask per frame into a folder named after the sequence.")]
-    frames = dataset.annotated_frames(seq) if params.annotated_only else dataset.frame_names(seq)
+    try:
+        frames = dataset.annotated_frames(seq) if params.annotated_only else dataset.frame_names(seq)
+    except InputError as exc:
+        return [exc]
+    if not frames:
+        return [InputError(dataset.annotation_path(seq, "00000").parent, "ground truth of the sequence has no masks.",
+                           "Check --gt: every sequence of the split needs its annotation PNGs.")]
     gt_paths = [dataset.annotation_path(seq, f) for f in frames]
     try:
         with Image.open(gt_paths[0]) as first:
             gt_size = first.size
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SyntaxError) as exc:
         return [InputError(gt_paths[0], f"ground truth cannot be read ({exc}).", "Re-download the dataset.")]
     scored = _scored_frame_indices(len(frames), params)
     files = {p.name: p for p in folder.iterdir() if not p.name.startswith(".")}
     expected = {f"{f}.png" for f in frames}
     pred_paths: list[Path | None] = []
+    checkable: list[Path | None] = []  # pred_paths without the files already reported
     for t, frame in enumerate(frames):
         path = folder / f"{frame}.png"
         if f"{frame}.png" not in files:
@@ -94,6 +104,7 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
                 problems.append(InputError(path, "mask of a scored frame is missing.",
                                            "Write a mask for every frame of the sequence (00000.png, 00001.png, ...)."))
             pred_paths.append(None)
+            checkable.append(None)
             continue
         try:
             with Image.open(path) as image:
@@ -102,13 +113,19 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
             problems.append(InputError(path, f"cannot be read as a PNG ({exc}).",
                                        "Re-write the mask; the file may be empty, truncated or not a PNG."))
             pred_paths.append(path)
+            checkable.append(None)
             continue
         if size != gt_size:
             problems.append(InputError(path, f"mask is {size[0]}x{size[1]} but the ground truth is "
                                              f"{gt_size[0]}x{gt_size[1]}.",
                                        "Write masks at the ground truth's resolution (resize with nearest neighbour)."))
+            checkable.append(None)
+        else:
+            checkable.append(path)
         pred_paths.append(path)
-    for name in sorted(set(files) - expected):
+    # Sparse ground truth (YouTube-VOS): masks of the frames between annotations are allowed and ignored.
+    video_frames = {f"{f}.png" for f in dataset.frame_names(seq)} if params.annotated_only else set()
+    for name in sorted(set(files) - expected - video_frames):
         path = files[name]
         if path.suffix.lower() in OUTPUT_SUFFIXES:
             continue
@@ -125,6 +142,9 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
     if not problems:
         report.jobs.append(SequenceJob(sequence=seq, frames=tuple(frames), gt_paths=tuple(gt_paths),
                                        pred_paths=tuple(pred_paths), binary=dataset.binary, params=params))
+    elif any(p is not None for p in checkable):
+        report.partial_jobs.append(SequenceJob(sequence=seq, frames=tuple(frames), gt_paths=tuple(gt_paths),
+                                               pred_paths=tuple(checkable), binary=dataset.binary, params=params))
     return problems
 
 
@@ -134,6 +154,6 @@ def validate_folder(dataset: Dataset, results_dir: str | Path, params: EvalParam
 
     report = build_jobs(dataset, results_dir, params)
     problems = list(report.problems)
-    for job in report.jobs:
+    for job in report.jobs + report.partial_jobs:
         problems.extend(check_content(job))
     return problems
