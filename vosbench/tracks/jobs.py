@@ -48,7 +48,7 @@ def _semi_objects(gt: np.ndarray, job: SequenceJob) -> list[int]:
     if job.binary:
         return [1]
     if job.params.annotated_only:
-        ids = np.unique(gt)
+        ids = np.flatnonzero(np.bincount(gt.ravel(), minlength=256))  # no sort of the whole stack
         return [int(i) for i in ids if i not in (0, VOID_LABEL)]
     # Official DAVIS 2017: objects are 1..(largest id of the first frame); gaps become phantom objects.
     first = gt[0]
