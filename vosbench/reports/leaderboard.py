@@ -85,24 +85,32 @@ def _float(value: Any) -> float:
     return out
 
 
-def row_from_result(method: str, result: Any, *, source: Source | str, options: Any = None,
-                    t_mean: float | None = None, **info: Any) -> dict[str, Any]:
-    """A leaderboard row from a `vosbench.tracks.Result` (its global row) plus run information."""
-    summary = dict(result.summary)
+def row_from_summary(method: str, summary: Mapping[str, Any], *, source: Source | str, options: Any = None,
+                     **info: Any) -> dict[str, Any]:
+    """A leaderboard row from a global summary ({"J-Mean": ..., ...}) plus run information."""
     row: dict[str, Any] = {c: None for c in COLUMNS}
-    row.update({c: _float(summary.get(c)) for c in MEASURE_COLUMNS if c != "T-Mean"})
-    if t_mean is None:
-        t_mean = summary.get("T-Mean", getattr(result, "t_mean", None))
-    row["T-Mean"] = _float(t_mean)
+    row.update({c: _float(summary.get(c)) for c in MEASURE_COLUMNS})
+    if math.isnan(row["J&F-Mean"]) and not (math.isnan(row["J-Mean"]) or math.isnan(row["F-Mean"])):
+        row["J&F-Mean"] = (row["J-Mean"] + row["F-Mean"]) / 2
     row["method"] = str(method)
     row["source"] = Source(source).value
     row["options"] = options_key(options)
-    row["n_sequences"] = len(getattr(result, "sequences", []) or []) or None
     for key, value in info.items():
         if key not in row:
             raise TypeError(f"unknown leaderboard column {key!r}")
         row[key] = value
     return row
+
+
+def row_from_result(method: str, result: Any, *, source: Source | str, options: Any = None,
+                    t_mean: float | None = None, **info: Any) -> dict[str, Any]:
+    """A leaderboard row from a `vosbench.tracks.Result` (its global row) plus run information."""
+    summary = dict(result.summary)
+    if t_mean is None:
+        t_mean = summary.get("T-Mean", getattr(result, "t_mean", None))
+    summary["T-Mean"] = t_mean
+    info.setdefault("n_sequences", len(getattr(result, "sequences", []) or []) or None)
+    return row_from_summary(method, summary, source=source, options=options, **info)
 
 
 def row_from_record(record: Any, result: Any, t_mean: float | None = None) -> dict[str, Any]:
@@ -178,11 +186,19 @@ def upsert(table: pd.DataFrame, rows: Iterable[Mapping[str, Any]]) -> pd.DataFra
     return sort_table(merged)
 
 
+SOURCE_ORDER = {s.value: k for k, s in enumerate(Source)}
+
+
 def sort_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Best J&F first; rows with no J&F last; ties by method name and source."""
-    order = table.assign(_jf=table["J&F-Mean"].fillna(-1.0))
-    order = order.sort_values(["_jf", "method", "source"], ascending=[False, True, True], kind="stable")
-    return order.drop(columns="_jf").reset_index(drop=True)
+    """Methods by their best J&F (rows without J&F last), a method's rows together, then by source."""
+    if table.empty:
+        return table.reset_index(drop=True)
+    jf = table["J&F-Mean"].fillna(-1.0)
+    best = jf.groupby(table["method"]).transform("max")
+    order = table.assign(_best=best, _jf=jf, _src=table["source"].map(SOURCE_ORDER).fillna(len(SOURCE_ORDER)))
+    order = order.sort_values(["_best", "method", "_src", "_jf"], ascending=[False, True, True, False],
+                              kind="stable")
+    return order.drop(columns=["_best", "_jf", "_src"]).reset_index(drop=True)
 
 
 def _json_value(value: Any) -> Any:
@@ -229,7 +245,8 @@ def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterabl
     lines += [
         "Sources: *this run* = measured by `vosbench run` on this machine; "
         "*published masks, computed here* = the authors' published result masks scored by vosbench; "
-        "*published figures, quoted* = copied from the official leaderboard, not computed here.",
+        "*published figures, quoted* = copied from the official leaderboard, not computed here "
+        "(their J&F is the mean of the quoted J Mean and F Mean).",
         "Mean, Recall: higher is better; Decay, T (temporal instability), s/frame: lower is better. "
         "– = not measured.",
         "",
@@ -244,6 +261,35 @@ def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterabl
     for row in table.to_dict(orient="records"):
         lines.append("| " + " | ".join(_cell(row.get(c), c) for c in MARKDOWN_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
+
+
+def reproduction_table(table: pd.DataFrame) -> pd.DataFrame:
+    """For each method with both a quoted and a recomputed row: recomputed - quoted, per column."""
+    quoted = table[table["source"] == Source.PUBLISHED.value].set_index("method")
+    computed = table[table["source"] == Source.RECOMPUTED.value].set_index("method")
+    methods = [m for m in computed.index if m in quoted.index]
+    columns = [c for c in MEASURE_COLUMNS if c != "J&F-Mean"]
+    diff = computed.loc[methods, columns].astype(float) - quoted.loc[methods, columns].astype(float)
+    diff.index.name = "method"
+    return diff
+
+
+def reproduction_notes(diff: pd.DataFrame) -> list[str]:
+    if diff.empty:
+        return []
+    lines = ["## Reproduction of the published figures", "",
+             "Recomputed here from the published masks minus the published figure "
+             "(the published figures have 3 decimals, so up to ±0.0005 is rounding).", ""]
+    columns = list(diff.columns)
+    lines.append("| method | " + " | ".join(columns) + " |")
+    lines.append("| --- | " + " | ".join("---:" for _ in columns) + " |")
+    for method, row in diff.iterrows():
+        cells = ["–" if math.isnan(v) else f"{v:+.4f}" for v in row.to_numpy(dtype=float)]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    worst = diff.abs().max()
+    lines += ["", "Largest difference: " + ", ".join(
+        f"{c} {worst[c]:.4f}" for c in columns if not math.isnan(worst[c])) + ".", "", "## Leaderboard"]
+    return lines
 
 
 @contextlib.contextmanager
@@ -269,7 +315,8 @@ def write_leaderboard(table: pd.DataFrame, leaderboard_dir: str | os.PathLike, *
     paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
     table = sort_table(normalise(table))
     meta = {"dataset": _text(dataset), "split": _text(split), "track": _text(track), "protocol": protocol}
-    texts = {"csv": render_csv(table), "md": render_markdown(table, meta, list(notes)),
+    notes = list(notes) + reproduction_notes(reproduction_table(table))
+    texts = {"csv": render_csv(table), "md": render_markdown(table, meta, notes),
              "json": render_json(table, meta)}
     for key, path in paths.items():
         atomic_write(path, texts[key])

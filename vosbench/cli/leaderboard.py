@@ -1,0 +1,49 @@
+"""`vosbench leaderboard`: score published masks and runs into leaderboards/<dataset>-<split>-<track>.{csv,md,json}."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from vosbench.io.factory import DatasetKind
+from vosbench.tracks.params import Track
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "leaderboard", help="build the leaderboard of published masks and vosbench runs (csv, md, json)",
+        description="Score each folder of published result masks (J, F and temporal stability T), quote the "
+                    "published figures beside them, add vosbench runs, and write "
+                    "<out>/<dataset>-<split>-<track>.{csv,md,json}. Rows of runs recorded earlier are kept.")
+    parser.add_argument("--gt", required=True, type=Path, help="dataset root (the folder holding Annotations/)")
+    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2016)
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
+    parser.add_argument("--resolution", default="480p")
+    parser.add_argument("--published", type=Path, default=None,
+                        help="folder of <method>/<sequence>/<frame>.png published result masks")
+    parser.add_argument("--official", type=Path, default=None,
+                        help="published leaderboard figures to quote (default: official_global_<split>.json "
+                             "in --published when present)")
+    parser.add_argument("--runs", nargs="*", type=Path, default=[], help="vosbench run folders")
+    parser.add_argument("--measures", default="J,F,T", help="comma-separated: J,F (fast) or J,F,T (default)")
+    parser.add_argument("--out", type=Path, default=Path("leaderboards"), help="leaderboard folder")
+    parser.add_argument("--jobs", type=int, default=1, help="processes over sequences (-1: all cores)")
+    parser.add_argument("--no-cache", dest="cache", action="store_false", help="recompute every score")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from vosbench.reports.collect import build_leaderboard, parse_measures
+
+    build = build_leaderboard(args.gt, dataset=args.dataset.value, split=args.split, track=args.track.value,
+                              published=args.published, official=args.official, runs=args.runs,
+                              measures=parse_measures(args.measures), leaderboard_dir=args.out,
+                              resolution=args.resolution, jobs=args.jobs, cache=args.cache,
+                              progress=args.progress)
+    print(build.paths["md"].read_text(encoding="utf-8"))
+    log.info("wrote %s", ", ".join(str(p) for p in build.paths.values()))
+    return 0

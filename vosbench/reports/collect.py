@@ -1,0 +1,242 @@
+"""Gather evaluated runs and published masks into a leaderboard.
+
+`build_leaderboard` scores each folder of published result masks with
+`vosbench.evaluate` (J, F) and `results_t` (T), quotes the published figures
+when an official leaderboard file is given, adds the rows of vosbench runs,
+and writes ``<dataset>-<split>-<track>.{csv,md,json}``. Rows already in the
+leaderboard that this build does not touch (runs recorded by `vosbench run`)
+are kept.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import pandas as pd
+
+from vosbench.errors import InputError
+from vosbench.reports.leaderboard import (Source, read_leaderboard, reproduction_table, row_from_result,
+                                          row_from_summary, update_leaderboard)
+
+log = logging.getLogger(__name__)
+
+# The keys of the official DAVIS 2016 leaderboard file, and our columns.
+OFFICIAL_KEYS = {"Jmean": "J-Mean", "Jrecall": "J-Recall", "Jdecay": "J-Decay", "Fmean": "F-Mean",
+                 "Frecall": "F-Recall", "Fdecay": "F-Decay", "T": "T-Mean"}
+RUN_RECORD_NAMES = ("run.json", "record.json")
+
+
+class Measure(str, enum.Enum):
+    """What a leaderboard build measures. J and F come together (J&F needs both)."""
+
+    J = "J"
+    F = "F"
+    T = "T"
+
+
+def parse_measures(text: str | Iterable[str]) -> frozenset[Measure]:
+    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if str(t).strip()]
+    try:
+        measures = frozenset(Measure(t.upper()) for t in items)
+    except ValueError as exc:
+        raise InputError(None, f"unknown measure in {items} ({exc}).", "Use a comma-separated list of J, F, T.") \
+            from exc
+    if not measures & {Measure.J, Measure.F}:
+        raise InputError(None, "a leaderboard needs J and F.", "Use --measures J,F or J,F,T.")
+    return measures | {Measure.J, Measure.F}
+
+
+def is_masks_folder(folder: Path) -> bool:
+    """A folder with at least one sub-folder of PNG masks."""
+    if not folder.is_dir():
+        return False
+    for sub in folder.iterdir():
+        if sub.is_dir() and not sub.name.startswith(".") and any(sub.glob("*.png")):
+            return True
+    return False
+
+
+def published_folders(root: str | os.PathLike) -> dict[str, Path]:
+    """{method: folder} for every sub-folder of `root` holding per-sequence mask folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "is not a folder.", "Pass the folder that holds one folder of masks per method.")
+    found = {p.name: p for p in sorted(root.iterdir()) if not p.name.startswith(".") and is_masks_folder(p)}
+    if not found:
+        raise InputError(root, "holds no folder of result masks (<method>/<sequence>/<frame>.png).",
+                         "Pass the folder that holds one folder of masks per method.")
+    return found
+
+
+def official_figures(path: str | os.PathLike) -> dict[str, dict[str, float]]:
+    """An official leaderboard file ({method: {Jmean, Jrecall, ..., T}}) as {method: {our column: value}}."""
+    path = Path(path)
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(path, f"cannot be read as JSON ({exc}).", "Pass the official leaderboard JSON.") from exc
+    out = {}
+    for method, figures in payload.items():
+        if not isinstance(figures, Mapping):
+            continue
+        row = {column: float(figures[key]) for key, column in OFFICIAL_KEYS.items() if key in figures}
+        if "J-Mean" in row and "F-Mean" in row:
+            row["J&F-Mean"] = (row["J-Mean"] + row["F-Mean"]) / 2
+        out[str(method)] = row
+    if not out:
+        raise InputError(path, "holds no leaderboard rows.", "Pass the official leaderboard JSON.")
+    return out
+
+
+def find_official_file(published_root: Path, split: str) -> Path | None:
+    for name in (f"official_global_{split}.json", "official_global.json"):
+        if (published_root / name).is_file():
+            return published_root / name
+    return None
+
+
+def _eval_t(dataset_kind: str) -> dict[str, bool] | None:
+    from vosbench.reports.attributes import AttributeSet, attribute_table
+
+    try:
+        table = attribute_table(AttributeSet(dataset_kind))
+    except ValueError:
+        return None
+    return table["eval_t"].to_dict()
+
+
+@dataclass
+class LeaderboardBuild:
+    """What a build produced: the rows it wrote, the files, and the reproduction check."""
+
+    rows: list[dict[str, Any]]
+    paths: dict[str, Path]
+    table: pd.DataFrame
+    reproduction: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def _run_record(folder: Path) -> dict[str, Any]:
+    for name in RUN_RECORD_NAMES:
+        path = folder / name
+        if path.is_file():
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError as exc:
+                raise InputError(path, f"is not valid JSON ({exc}).", "Re-run the method or delete the file.") \
+                    from exc
+            if isinstance(record, Mapping):
+                return dict(record)
+    return {}
+
+
+def _run_summary(folder: Path, split: str) -> dict[str, Any] | None:
+    for path in [folder / f"results-{split}.json", *sorted(folder.glob("*/results-*.json"))]:
+        if path.is_file():
+            try:
+                payload = json.loads(path.read_text(encoding="utf-8"))
+            except ValueError:
+                continue
+            if isinstance(payload, Mapping) and isinstance(payload.get("global"), Mapping):
+                return dict(payload["global"])
+    return None
+
+
+def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset: str, split: str, track: str,
+            resolution: str = "480p", measures: frozenset[Measure] = frozenset({Measure.J, Measure.F}),
+            jobs: int = 1, progress: bool = False) -> dict[str, Any]:
+    """The leaderboard row of one vosbench run folder (its record, its scores; masks scored if need be)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(folder, "is not a run folder.", "Pass folders written by `vosbench run`.")
+    record = _run_record(folder)
+    masks = Path(record["masks_dir"]) if record.get("masks_dir") else folder / "masks"
+    if not masks.is_absolute() and not masks.exists():
+        masks = folder / masks.name
+    if not masks.is_dir() and is_masks_folder(folder):
+        masks = folder
+    summary = _run_summary(folder, split)
+    if summary is None or Measure.T in measures:
+        if gt is None:
+            raise InputError(folder, "holds no results-<split>.json to read the scores from.",
+                             "Pass --gt so that its masks can be scored.")
+        import vosbench
+        from vosbench.io.factory import open_dataset
+        from vosbench.reports.temporal_scores import results_t, t_mean
+
+        if summary is None:
+            result = vosbench.evaluate(gt, masks, dataset=dataset, track=track, split=split,
+                                       resolution=resolution, jobs=jobs, cache=True, progress=progress)
+            summary = dict(result.summary)
+            sequences = [s.sequence for s in result.sequences]
+        else:
+            sequences = None
+        if Measure.T in measures:
+            ds = open_dataset(dataset, gt, split=split, resolution=resolution)
+            scores = results_t(ds, masks, sequences=sequences, jobs=jobs, progress=progress)
+            summary["T-Mean"] = t_mean(scores, _eval_t(dataset))
+    info = {k: record.get(k) for k in ("device", "n_sequences", "n_frames", "n_objects", "resolution",
+                                       "vosbench_version") if record.get(k) is not None}
+    spf = record.get("seconds_per_frame")
+    return row_from_summary(str(record.get("method") or folder.name), summary, source=Source.THIS_RUN,
+                            options=record.get("options"), masks=str(masks),
+                            seconds_per_frame=float(spf) if spf is not None else None,
+                            date=str(record.get("started") or "")[:19] or None, **info)
+
+
+def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val", track: str = "semi",
+                      published: str | os.PathLike | None = None, official: str | os.PathLike | None = None,
+                      runs: Sequence[str | os.PathLike] = (), measures: Iterable[Measure | str] = ("J", "F", "T"),
+                      leaderboard_dir: str | os.PathLike = "leaderboards", resolution: str = "480p",
+                      jobs: int = 1, cache: bool = True, progress: bool = False) -> LeaderboardBuild:
+    """Score published mask folders and runs, and write the leaderboard files.
+
+    published: a folder of ``<method>/<sequence>/<frame>.png`` folders (each scored here).
+    official: the published leaderboard figures ({method: {Jmean, ..., T}}); by default
+        ``official_global_<split>.json`` in `published` when it exists. Its rows are quoted,
+        labelled as such, beside the rows computed here.
+    runs: vosbench run folders (their record and scores; masks scored when no scores are stored).
+    """
+    import vosbench
+    from vosbench.io.factory import open_dataset
+    from vosbench.reports.temporal_scores import results_t, t_mean
+
+    measures = parse_measures([m.value if isinstance(m, Measure) else m for m in measures])
+    rows: list[dict[str, Any]] = []
+    protocol = ""
+    eval_t = _eval_t(str(dataset))
+    if published is not None:
+        published = Path(published)
+        folders = published_folders(published)
+        ds = open_dataset(dataset, gt, split=split, resolution=resolution)
+        for method, folder in folders.items():
+            log.info("scoring the published masks of %s", method)
+            result = vosbench.evaluate(gt, folder, dataset=dataset, track=track, split=split,
+                                       resolution=resolution, jobs=jobs, cache=cache, progress=progress)
+            protocol = result.params.describe()
+            t_value = None
+            if Measure.T in measures:
+                scores = results_t(ds, folder, sequences=[s.sequence for s in result.sequences], jobs=jobs,
+                                   cache=cache, progress=progress)
+                t_value = t_mean(scores, eval_t)
+            rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value,
+                                        masks=str(folder), resolution=resolution,
+                                        vosbench_version=vosbench.__version__))
+        if official is None:
+            official = find_official_file(published, split)
+    if official is not None:
+        for method, figures in official_figures(official).items():
+            rows.append(row_from_summary(method, figures, source=Source.PUBLISHED, masks=str(official)))
+    for folder in runs:
+        rows.append(run_row(folder, gt=gt, dataset=str(dataset), split=split, track=str(track),
+                            resolution=resolution, measures=measures, jobs=jobs, progress=progress))
+    if not rows:
+        raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")
+    paths = update_leaderboard(rows, leaderboard_dir, dataset=str(dataset), split=split, track=str(track),
+                               protocol=protocol)
+    table = read_leaderboard(paths["json"])
+    return LeaderboardBuild(rows=rows, paths=paths, table=table, reproduction=reproduction_table(table))
