@@ -94,8 +94,9 @@ def _backend(backend: str | None, scheduler: str | None) -> Iterator[None]:
             with parallel_config(backend="dask"):
                 yield
         finally:
-            if not scheduler:
-                client.close()
+            # Close our connection either way (it does not stop a remote cluster); a client left
+            # open keeps reconnecting to a cluster that has gone away.
+            client.close()
     elif backend:
         with parallel_config(backend=backend):
             yield

@@ -1,0 +1,64 @@
+"""The Dask backend on a real distributed.LocalCluster gives the very numbers of a local run."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import vosbench
+from vosbench.cli import main
+
+from tiny_davis import moving_boxes, write_davis, write_sequence
+
+distributed = pytest.importorskip("distributed")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as local:
+        yield local
+
+
+@pytest.fixture
+def data(tmp_path):
+    gt = {f"seq{i}": moving_boxes(6, 30, 40, 1 + i % 3, seed=i) for i in range(5)}
+    root = write_davis(tmp_path / "gt", gt)
+    for name, masks in gt.items():
+        write_sequence(tmp_path / "res" / name, np.roll(masks, 2, axis=1))
+    return root, tmp_path / "res"
+
+
+@pytest.mark.parametrize("track", ["semi", "unsupervised"])
+def test_dask_cluster_gives_identical_numbers(cluster, data, track):
+    root, results = data
+    local = vosbench.evaluate(root, results, track=track, cache=False)
+    with distributed.Client(cluster.scheduler_address) as client, distributed.get_task_stream(client) as stream:
+        remote = vosbench.evaluate(root, results, track=track, cache=False, jobs=2, backend="dask",
+                                   scheduler=cluster.scheduler_address)
+    assert len(local.per_frame) > 0
+    pd.testing.assert_frame_equal(local.per_frame, remote.per_frame, check_exact=True)
+    pd.testing.assert_frame_equal(local.per_object, remote.per_object, check_exact=True)
+    # The sequences really were scored by the cluster's worker processes.
+    workers = {task["worker"] for task in stream.data}
+    assert len(stream.data) >= 1 and workers <= set(cluster.scheduler_info["workers"])
+
+
+def test_cli_dask_backend(cluster, data, tmp_path, capsys):
+    root, results = data
+    out = tmp_path / "out"
+    status = main(["evaluate", "--gt", str(root), "--results", str(results), "--backend", "dask",
+                   "--scheduler", cluster.scheduler_address, "--jobs", "2", "--no-cache", "--no-progress",
+                   "--out", str(out)])
+    assert status == 0
+    local = vosbench.evaluate(root, results, cache=False)
+    written = pd.read_csv(out / "per-object_results-val.csv")
+    np.testing.assert_allclose(written["J-Mean"], local.per_object["J-Mean"], rtol=0, atol=5e-7)
+
+
+def test_unreachable_scheduler_is_an_error(data):
+    import dask
+
+    root, results = data
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), pytest.raises(OSError):
+        vosbench.evaluate(root, results, cache=False, backend="dask", scheduler="tcp://127.0.0.1:9", jobs=2)
