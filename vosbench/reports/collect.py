@@ -21,7 +21,7 @@ import pandas as pd
 
 from vosbench.errors import InputError
 from vosbench.reports.leaderboard import (Source, read_leaderboard, reproduction_table, row_from_result,
-                                          row_from_summary, update_leaderboard)
+                                          row_from_summary, sequence_rows, update_leaderboard)
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +207,7 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
 
     measures = parse_measures([m.value if isinstance(m, Measure) else m for m in measures])
     rows: list[dict[str, Any]] = []
+    per_sequence: list[dict[str, Any]] = []
     protocol = ""
     eval_t = _eval_t(str(dataset))
     if published is not None:
@@ -218,11 +219,12 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
             result = vosbench.evaluate(gt, folder, dataset=dataset, track=track, split=split,
                                        resolution=resolution, jobs=jobs, cache=cache, progress=progress)
             protocol = result.params.describe()
-            t_value = None
+            t_value, scores = None, []
             if Measure.T in measures:
                 scores = results_t(ds, folder, sequences=[s.sequence for s in result.sequences], jobs=jobs,
                                    cache=cache, progress=progress)
                 t_value = t_mean(scores, eval_t)
+            per_sequence += sequence_rows(method, result, source=Source.RECOMPUTED, t_scores=scores)
             rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value,
                                         masks=str(folder), resolution=resolution,
                                         vosbench_version=vosbench.__version__))
@@ -237,6 +239,6 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
     if not rows:
         raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")
     paths = update_leaderboard(rows, leaderboard_dir, dataset=str(dataset), split=split, track=str(track),
-                               protocol=protocol)
+                               protocol=protocol, sequences=per_sequence)
     table = read_leaderboard(paths["json"])
     return LeaderboardBuild(rows=rows, paths=paths, table=table, reproduction=reproduction_table(table))

@@ -55,6 +55,60 @@ def leaderboard_paths(leaderboard_dir: str | os.PathLike, dataset: str, split: s
     return {"csv": stem.with_suffix(".csv"), "md": stem.with_suffix(".md"), "json": stem.with_suffix(".json")}
 
 
+def sequences_path(leaderboard_dir: str | os.PathLike, dataset: str, split: str, track: str) -> Path:
+    """The per-sequence companion table: one row per (method, source, options, sequence, object)."""
+    return Path(leaderboard_dir) / f"{leaderboard_stem(dataset, split, track)}.sequences.csv"
+
+
+SEQUENCE_COLUMNS = KEY_COLUMNS + ["sequence", "object", "J&F-Mean", "J-Mean", "F-Mean", "T-Mean"]
+
+
+def sequence_rows(method: str, result: Any = None, *, source: Source | str, options: Any = None,
+                  t_scores: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """Per-object sequence figures of one leaderboard row: J, F and J&F from a Result, T from `results_t`."""
+    base = {"method": str(method), "source": Source(source).value, "options": options_key(options)}
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    if result is not None:
+        for obj in result.per_object.to_dict(orient="records"):
+            rows[(obj["sequence"], int(obj["object_id"]))] = {
+                **base, "sequence": obj["sequence"], "object": int(obj["object_id"]),
+                "J&F-Mean": obj["J&F-Mean"], "J-Mean": obj["J-Mean"], "F-Mean": obj["F-Mean"],
+                "T-Mean": float("nan")}
+    for seq in t_scores:
+        for object_id, value in zip(seq.object_ids, seq.means):
+            row = rows.setdefault((seq.sequence, int(object_id)), {
+                **base, "sequence": seq.sequence, "object": int(object_id), "J&F-Mean": float("nan"),
+                "J-Mean": float("nan"), "F-Mean": float("nan")})
+            row["T-Mean"] = float(value)
+    return list(rows.values())
+
+
+def read_sequences(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        return pd.DataFrame(columns=SEQUENCE_COLUMNS)
+    try:
+        frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"options": str, "sequence": str})
+    except ValueError as exc:
+        raise InputError(path, f"is not a vosbench per-sequence table ({exc}).",
+                         "Delete it (it is rebuilt) or restore it from version control.") from exc
+    frame["options"] = frame["options"].fillna("")
+    return frame
+
+
+def _upsert_sequences(path: Path, rows: list[Mapping[str, Any]]) -> None:
+    if not rows:
+        return
+    old = read_sequences(path)
+    new = pd.DataFrame(rows, columns=SEQUENCE_COLUMNS)
+    keys = set(map(tuple, new[KEY_COLUMNS].itertuples(index=False)))
+    keep = [tuple(r) not in keys for r in old[KEY_COLUMNS].itertuples(index=False)] if len(old) else []
+    parts = [p for p in (old[keep] if len(old) else old, new) if len(p)]
+    merged = pd.concat(parts, ignore_index=True)[SEQUENCE_COLUMNS]
+    merged = merged.sort_values(["method", "source", "options", "sequence", "object"], kind="stable")
+    atomic_write(path, merged.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+
+
 def _text(value: Any) -> str:
     """Enum members by value, everything else by str()."""
     if isinstance(value, enum.Enum):
@@ -221,7 +275,8 @@ def render_csv(table: pd.DataFrame) -> str:
 
 
 def _cell(value: Any, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or (
+            column == "device" and value in ("", "None")):
         return "–"
     if column == "seconds_per_frame":
         return f"{float(value):.3g}"
@@ -235,6 +290,13 @@ MARKDOWN_COLUMNS = ["method", "source"] + MEASURE_COLUMNS + ["seconds_per_frame"
 MARKDOWN_HEADERS = {"J&F-Mean": "J&F", "J-Mean": "J Mean", "J-Recall": "J Recall", "J-Decay": "J Decay",
                     "F-Mean": "F Mean", "F-Recall": "F Recall", "F-Decay": "F Decay", "T-Mean": "T Mean",
                     "seconds_per_frame": "s/frame"}
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The columns a reader needs, formatted as text (3 decimals, – for not measured)."""
+    rows = [{MARKDOWN_HEADERS.get(c, c): _cell(row.get(c), c) for c in MARKDOWN_COLUMNS}
+            for row in normalise(table).to_dict(orient="records")]
+    return pd.DataFrame(rows, columns=[MARKDOWN_HEADERS.get(c, c) for c in MARKDOWN_COLUMNS])
 
 
 def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterable[str] = ()) -> str:
@@ -325,10 +387,15 @@ def write_leaderboard(table: pd.DataFrame, leaderboard_dir: str | os.PathLike, *
 
 def update_leaderboard(rows: Iterable[Mapping[str, Any]], leaderboard_dir: str | os.PathLike, *, dataset: str,
                        split: str, track: str, protocol: str = "", notes: Iterable[str] = (),
-                       replace: bool = False) -> dict[str, Path]:
-    """Upsert rows into the leaderboard files (or replace the whole table when `replace`)."""
+                       replace: bool = False, sequences: Iterable[Mapping[str, Any]] = ()) -> dict[str, Path]:
+    """Upsert rows into the leaderboard files (or replace the whole table when `replace`).
+
+    sequences: per-sequence rows (`sequence_rows`); they replace the per-sequence rows of the
+        same (method, source, options) in ``<stem>.sequences.csv``.
+    """
     paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
     with _locked(paths["json"].with_name("." + paths["json"].name + ".lock")):
+        _upsert_sequences(sequences_path(leaderboard_dir, dataset, split, track), list(sequences))
         old = empty_table() if replace else _read_existing(paths)
         if not protocol and not replace and paths["json"].is_file():
             protocol = _read_meta(paths["json"]).get("protocol", "")
@@ -372,7 +439,8 @@ def record_run(record: Any, result: Any, leaderboard_dir: str | os.PathLike = Pa
     row = row_from_record(record, result, t_mean=t_mean)
     params = getattr(result, "params", None)
     protocol = params.describe() if params is not None and hasattr(params, "describe") else ""
+    per_sequence = sequence_rows(row["method"], result, source=Source.THIS_RUN, options=_field(record, "options"))
     paths = update_leaderboard([row], leaderboard_dir, dataset=dataset, split=split, track=track,
-                               protocol=protocol)
+                               protocol=protocol, sequences=per_sequence)
     log.info("leaderboard row for %s written to %s", row["method"], paths["md"])
     return paths["md"]

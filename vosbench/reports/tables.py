@@ -316,7 +316,8 @@ def significance(tidy: pd.DataFrame, a: str, b: str, measure: str = "J&F", *, n_
     wilcoxon_p = ttest_p = nan
     if n >= 2 and np.any(diff != 0):
         wilcoxon_p = float(stats.wilcoxon(diff).pvalue)
-        if np.std(diff) > 0:
+        # A constant difference makes the t statistic undefined (zero variance): leave it NaN.
+        if np.std(diff) > 1e-12:
             ttest_p = float(stats.ttest_1samp(diff, 0.0).pvalue)
     ci_low = ci_high = nan
     if n >= 1:
