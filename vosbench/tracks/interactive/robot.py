@@ -76,9 +76,14 @@ def open_error_region(mask: np.ndarray, params: RobotParams = RobotParams()) -> 
     while radius > 1.0:
         kernel = disk(radius).astype(np.uint8)
         # cv2 erode/dilate with the kernel's default anchor (size // 2) and the default
-        # border that never wins equal skimage's rank.minimum / rank.maximum, which
-        # ignore pixels outside the image and centre the footprint at size // 2.
-        opened = cv2.dilate(cv2.erode(mask, kernel), kernel)
+        # border that never wins equal skimage's rank.minimum / rank.maximum (what the
+        # framework uses), which ignore pixels outside the image and centre the footprint
+        # at size // 2, except where an off-centre footprint lies wholly outside the
+        # image: the rank filter gives 0 there, cv2's erosion the border value.
+        eroded = cv2.erode(mask, kernel)
+        inside = cv2.dilate(np.ones_like(mask), kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        eroded[inside == 0] = 0
+        opened = cv2.dilate(eroded, kernel)
         if opened.any():
             break
         radius *= 0.9
