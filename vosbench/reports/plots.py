@@ -77,7 +77,7 @@ def sequence_bars(tidy: pd.DataFrame, measure: str = "J&F", methods: Sequence[st
     ax.set_ylim(0, 1)
     ax.set_ylabel(f"{measure} (mean over frames)")
     ax.set_title(title or f"{measure} per sequence")
-    ax.legend(fontsize=8, ncol=min(len(methods), 4), loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -121,7 +121,7 @@ def attribute_bars(table: pd.DataFrame, methods: Sequence[str] | None = None, me
     ax.set_ylabel(f"{measure} (mean over objects)")
     ax.set_xlabel("attribute (number of sequences)")
     ax.set_title(title or f"{measure} per attribute")
-    ax.legend(fontsize=8, ncol=min(len(methods), 4), loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
     fig.tight_layout()
     return fig
 
