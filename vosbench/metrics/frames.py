@@ -32,35 +32,54 @@ class _Region:
     dil_box, dil: the boundary dilated by the disk, cropped to the box grown by the radius.
     """
 
-    __slots__ = ("empty", "box", "mask", "n", "bmap", "n_b", "dil_box", "dil")
+    __slots__ = ("empty", "box", "mask", "n", "bmap", "n_b", "dil_box", "_dil", "_radius")
 
-    def __init__(self, mask: np.ndarray | None, radius: int, need_boundary: bool = True):
+    def __init__(self, mask: np.ndarray | None, radius: int, need_boundary: bool = True,
+                 offset: tuple[int, int] = (0, 0), frame_shape: tuple[int, int] | None = None):
+        """mask: the binary mask, or a crop of it at `offset` in a frame of `frame_shape`
+        (the crop must hold every pixel of the mask)."""
         self.empty = True
         self.n = self.n_b = 0
+        self._dil = None
         if mask is None:
             return
         x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
         if w == 0:
             return
         self.empty = False
-        height, width = mask.shape
-        y0, x0 = max(y - 1, 0), max(x - 1, 0)
-        y1, x1 = min(y + h + 1, height), min(x + w + 1, width)
+        oy, ox = offset
+        height, width = frame_shape or mask.shape
+        # The box in frame coordinates, grown by one pixel, and the same box in the crop given.
+        y0, x0 = max(y + oy - 1, 0), max(x + ox - 1, 0)
+        y1, x1 = min(y + oy + h + 1, height), min(x + ox + w + 1, width)
         self.box = (y0, y1, x0, x1)
-        self.mask = mask[y0:y1, x0:x1]
+        if (y0 >= oy and x0 >= ox and y1 - oy <= mask.shape[0] and x1 - ox <= mask.shape[1]):
+            self.mask = mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        else:  # the grown box leaves the crop: pad with the background it stands for
+            self.mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+            sy0, sx0 = max(y0 - oy, 0), max(x0 - ox, 0)
+            sy1, sx1 = min(y1 - oy, mask.shape[0]), min(x1 - ox, mask.shape[1])
+            self.mask[sy0 + oy - y0:sy1 + oy - y0, sx0 + ox - x0:sx1 + ox - x0] = mask[sy0:sy1, sx0:sx1]
         self.n = int(np.count_nonzero(self.mask))
         if not need_boundary:
             return
         self.bmap = seg2bmap(self.mask)
         self.n_b = int(np.count_nonzero(self.bmap))
-        if self.n_b == 0:  # e.g. a mask filling the frame: no boundary, nothing to dilate
-            return
+        self._radius = radius
         dy0, dx0 = max(y0 - radius, 0), max(x0 - radius, 0)
         dy1, dx1 = min(y1 + radius, height), min(x1 + radius, width)
-        window = np.zeros((dy1 - dy0, dx1 - dx0), dtype=np.uint8)
-        window[y0 - dy0:y1 - dy0, x0 - dx0:x1 - dx0] = self.bmap.view(np.uint8)
         self.dil_box = (dy0, dy1, dx0, dx1)
-        self.dil = dilate_disk(window, radius).view(bool)
+
+    @property
+    def dil(self) -> np.ndarray:
+        """The boundary dilated by the disk, over dil_box; computed on first use (far-apart pairs never ask)."""
+        if self._dil is None:
+            y0, y1, x0, x1 = self.box
+            dy0, dy1, dx0, dx1 = self.dil_box
+            window = np.zeros((dy1 - dy0, dx1 - dx0), dtype=np.uint8)
+            window[y0 - dy0:y1 - dy0, x0 - dx0:x1 - dx0] = self.bmap.view(np.uint8)
+            self._dil = dilate_disk(window, self._radius).view(bool)
+        return self._dil
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]):
@@ -82,6 +101,13 @@ def _count_and(a: np.ndarray, a_box, b: np.ndarray, b_box) -> int:
     return int(np.count_nonzero(_crop(a, a_box, part) & _crop(b, b_box, part)))
 
 
+def _count_matches(bmap_region: "_Region", dil_region: "_Region") -> int:
+    """Boundary pixels of one region inside the dilated boundary of the other (no dilation if too far)."""
+    if _overlap(bmap_region.box, dil_region.dil_box) is None:
+        return 0
+    return _count_and(bmap_region.bmap, bmap_region.box, dil_region.dil, dil_region.dil_box)
+
+
 def pair_scores(g: _Region, p: _Region, with_f: bool = True) -> tuple[float, float]:
     """J and F of one ground-truth region against one predicted region of the same frame."""
     if g.empty and p.empty:
@@ -92,25 +118,39 @@ def pair_scores(g: _Region, p: _Region, with_f: bool = True) -> tuple[float, flo
         return j, float("nan")
     if g.n_b == 0 or p.n_b == 0:
         return j, _precision_recall_to_f(p.n_b, g.n_b, 0, 0)
-    pred_match = _count_and(p.bmap, p.box, g.dil, g.dil_box)
-    gt_match = _count_and(g.bmap, g.box, p.dil, p.dil_box)
+    pred_match = _count_matches(p, g)
+    gt_match = _count_matches(g, p)
     return j, _precision_recall_to_f(p.n_b, g.n_b, pred_match, gt_match)
 
 
 def _regions(labels: np.ndarray, ids: Sequence[int], keep: np.ndarray | None, radius: int,
              with_f: bool) -> dict[int, _Region]:
-    out = {}
+    """One region per id. The ids are looked for only inside the box of all non-zero labels (one
+    bounding-box pass per frame), which spares every id a full-frame pass over empty background."""
+    out: dict[int, _Region] = {}
+    x, y, w, h = cv2.boundingRect(labels)
+    crop = labels[y:y + h, x:x + w]
+    keep_crop = None if keep is None else keep[y:y + h, x:x + w]
     for object_id in ids:
         if object_id in out:
             continue
-        if object_id < 0 or object_id > 255:
-            out[object_id] = _Region(None, radius)  # an id no uint8 mask can hold: always empty
+        if object_id <= 0 or object_id > 255 or w == 0:
+            # Background is never an object here; an id no uint8 mask holds, or an empty frame: empty.
+            out[object_id] = _Region(None, radius) if object_id != 0 else _background_region(labels, keep, radius,
+                                                                                              with_f)
             continue
-        mask = labels == object_id
-        if keep is not None:
-            mask &= keep
-        out[object_id] = _Region(mask, radius, need_boundary=with_f)
+        mask = crop == object_id
+        if keep_crop is not None:
+            mask &= keep_crop
+        out[object_id] = _Region(mask, radius, need_boundary=with_f, offset=(y, x), frame_shape=labels.shape)
     return out
+
+
+def _background_region(labels: np.ndarray, keep: np.ndarray | None, radius: int, with_f: bool) -> _Region:
+    mask = labels == 0
+    if keep is not None:
+        mask &= keep
+    return _Region(mask, radius, need_boundary=with_f)
 
 
 def _check(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None) -> None:

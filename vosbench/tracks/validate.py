@@ -6,6 +6,7 @@ raise the same InputError. Every problem names the file and the fix.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,22 @@ from vosbench.errors import InputError
 from vosbench.io.datasets import Dataset
 from vosbench.tracks.jobs import SequenceJob
 from vosbench.tracks.params import EvalParams
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image from its header: PNG's IHDR read directly, anything else through PIL.
+
+    Validation looks at every mask of a results folder; opening each with PIL
+    would cost more than decoding it does on the fast path.
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(33)
+    if len(head) == 33 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        if width and height:
+            return width, height
+    with Image.open(path) as image:
+        return image.size
+
 
 # Files vosbench or the official toolkits write into a results folder; never masks.
 OUTPUT_SUFFIXES = (".csv", ".json", ".txt", ".md", ".yml", ".yaml", ".log")
@@ -88,8 +105,7 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
                            "Check --gt: every sequence of the split needs its annotation PNGs.")]
     gt_paths = [dataset.annotation_path(seq, f) for f in frames]
     try:
-        with Image.open(gt_paths[0]) as first:
-            gt_size = first.size
+        gt_size = image_size(gt_paths[0])
     except (OSError, ValueError, SyntaxError) as exc:
         return [InputError(gt_paths[0], f"ground truth cannot be read ({exc}).", "Re-download the dataset.")]
     scored = _scored_frame_indices(len(frames), params)
@@ -107,8 +123,7 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
             checkable.append(None)
             continue
         try:
-            with Image.open(path) as image:
-                size = image.size
+            size = image_size(path)
         except (OSError, ValueError, SyntaxError) as exc:
             problems.append(InputError(path, f"cannot be read as a PNG ({exc}).",
                                        "Re-write the mask; the file may be empty, truncated or not a PNG."))

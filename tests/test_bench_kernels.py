@@ -1,0 +1,103 @@
+"""Per-frame kernels at 480p under pytest-benchmark.
+
+Disabled by default (addopts has --benchmark-disable: each runs once, as a test of
+its result). Time them with:
+
+    pytest tests/test_bench_kernels.py --benchmark-enable --benchmark-only
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from vosbench.io import read_mask, write_mask
+from vosbench.metrics import f_measure, object_frame_scores, seg2bmap
+from vosbench.metrics.boundary import _disk_kernel, boundary_radius, dilate_disk
+from vosbench.metrics.frames import pairwise_frame_scores
+
+H, W = 480, 854
+
+
+def _frame(seed: int, n_objects: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    frame = np.zeros((H, W), np.uint8)
+    for k in range(1, n_objects + 1):
+        centre = (int(rng.integers(80, W - 80)), int(rng.integers(60, H - 60)))
+        axes = (int(rng.integers(20, 90)), int(rng.integers(15, 70)))
+        cv2.ellipse(frame, centre, axes, float(rng.uniform(0, 180)), 0, 360, k, -1)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def frames():
+    gt = _frame(0, 5)
+    # The prediction: the ground truth shifted a little, one object missed, some speckle.
+    pred = np.roll(gt, (3, -4), axis=(0, 1))
+    pred[pred == 4] = 0
+    pred[100:104, 200:206] = 2
+    return gt, pred
+
+
+def test_read_palette_mask(benchmark, frames, tmp_path):
+    gt, _ = frames
+    path = tmp_path / "00000.png"
+    write_mask(path, gt)
+    ids = benchmark(read_mask, path)
+    np.testing.assert_array_equal(ids, gt)
+
+
+def test_seg2bmap(benchmark, frames):
+    gt, _ = frames
+    bmap = benchmark(seg2bmap, gt == 1)
+    assert bmap.any() and not bmap[-1, -1]
+
+
+def test_dilate_disk_480p(benchmark, frames):
+    gt, _ = frames
+    boundary = seg2bmap(gt == 2).view(np.uint8)
+    radius = boundary_radius(H, W)
+    grown = benchmark(dilate_disk, boundary, radius)
+    expected = cv2.dilate(boundary, _disk_kernel(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    np.testing.assert_array_equal(grown, expected)
+
+
+def test_f_measure_one_object(benchmark, frames):
+    gt, _ = frames
+    g = gt == 1
+    p = np.roll(g, 12, axis=1)  # further than the 8-pixel tolerance: part of the boundary misses
+    value = benchmark(f_measure, g, p)
+    # The same number on the full frame with OpenCV's generic disk dilation.
+    kernel = _disk_kernel(boundary_radius(H, W))
+    gb, pb = seg2bmap(g), seg2bmap(p)
+    gd = cv2.dilate(gb.view(np.uint8), kernel).view(bool)
+    pd = cv2.dilate(pb.view(np.uint8), kernel).view(bool)
+    precision, recall = (pb & gd).sum() / pb.sum(), (gb & pd).sum() / gb.sum()
+    assert 0.0 < value < 1.0
+    assert value == 2 * precision * recall / (precision + recall)
+
+
+def test_object_frame_scores_one_frame_five_objects(benchmark, frames):
+    gt, pred = frames
+    j, f = benchmark(object_frame_scores, gt[None], pred[None], [1, 2, 3, 4, 5])
+    assert j.shape == (5, 1) and j[3, 0] == 0.0 and f[3, 0] == 0.0  # object 4 was missed
+    assert (j[[0, 1, 2, 4], 0] > 0.5).all()
+
+
+def test_object_frame_scores_with_void(benchmark, frames):
+    gt, pred = frames
+    gt = gt.copy()
+    gt[cv2.dilate((gt > 0).view(np.uint8), np.ones((5, 5), np.uint8)).view(bool) & (gt == 0)] = 255
+    void = (gt == 255)[None]
+    j, f = benchmark(object_frame_scores, gt[None], pred[None], [1, 2, 3, 4, 5], void)
+    assert np.isfinite(j).all() and np.isfinite(f).all()
+
+
+def test_pairwise_twenty_proposals(benchmark, frames):
+    gt, _ = frames
+    proposals = _frame(1, 20)
+    j, f = benchmark(pairwise_frame_scores, gt[None], proposals[None], [1, 2, 3, 4, 5], list(range(1, 21)))
+    assert j.shape == (20, 5, 1)
+    single_j, single_f = object_frame_scores(gt[None], proposals[None], [1, 2, 3, 4, 5], pred_ids=[7] * 5)
+    np.testing.assert_array_equal(j[6], single_j)
+    np.testing.assert_array_equal(f[6], single_f)
