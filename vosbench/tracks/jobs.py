@@ -92,8 +92,8 @@ def content_problems(job: SequenceJob, gt: np.ndarray, pred: np.ndarray,
         elif params.annotated_only:
             if allowed is None:
                 allowed = set(object_ids) | {0}
-            if top == 0:
-                continue
+            if top == 0 or allowed.issuperset(range(1, top + 1)):
+                continue  # every id up to the largest is known: no need to list the ids present
             present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
             unknown = sorted(int(i) for i in present if int(i) not in allowed)
             if unknown:
