@@ -258,7 +258,9 @@ class FinetuneConfig:
     steps: int = 40
     batch: int = 2
     crop: tuple[int, int] = (288, 288)
-    lr: float = 2e-4
+    # Chosen on the generated dataset (how well frame 0 is fitted in 40 steps: 2e-4 -> J 0.33/0.53,
+    # 1e-3 -> 0.65/0.81 on two sequences), never on DAVIS val.
+    lr: float = 1e-3
     rotate: float = 15.0
     scales: tuple[float, float] = (0.8, 1.25)
 
@@ -274,9 +276,14 @@ def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: 
     params = [p for p in net.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=config.lr)
     net.train()
+    # Batch statistics of a few crops of one frame are no estimate of a video's: keep the parent's.
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
     losses = []
+    crop = (min(config.crop[0], mask.shape[0]), min(config.crop[1], mask.shape[1]))
     for _ in range(config.steps):
-        pairs = [augment_pair(image, mask, rng, rotate=config.rotate, scales=config.scales, crop=config.crop)
+        pairs = [augment_pair(image, mask, rng, rotate=config.rotate, scales=config.scales, crop=crop)
                  for _ in range(config.batch)]
         images = to_tensor(np.stack([p[0] for p in pairs]), device)
         targets = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))[:, None].to(device)
@@ -333,6 +340,7 @@ class OSVOS(SemiSupervisedMethod):
 
     def parent(self) -> SegNet:
         if self._parent is None:
+            torch.manual_seed(self.seed)   # what no weights file sets is still reproducible
             net = self.build_network()
             if self.weights is not None and (self.weights.exists() or self.options.get("weights")):
                 load_trained(net, self.weights)

@@ -1,0 +1,110 @@
+"""MaskTrack: RGB + previous mask through a zero-initialised stem, deformed-mask training, propagation."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from vosbench.io.datasets import DavisDataset
+from vosbench.methods.base import Video
+from vosbench.methods.registry import get_method
+from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask
+from vosbench_baselines.osvos import SegNet, SingleFrameTask, TrainConfig, default_weights, load_trained
+
+from test_osvos import mean_j, tiny_root, tiny_video  # noqa: F401  (fixture re-used)
+
+
+def test_registered():
+    assert get_method("masktrack") is MaskTrack
+
+
+def test_packaged_weights_load_strictly():
+    path = default_weights("masktrack")
+    assert path.is_file(), "the trained network ships with the package"
+    net = MaskTrackNet()
+    meta = load_trained(net, path)
+    assert meta["steps"] > 0
+    assert net.mask_stem.weight.abs().sum() > 0, "training moved the mask stem away from zero"
+
+
+def test_zero_initialised_mask_stem_starts_as_the_rgb_network():
+    torch.manual_seed(0)
+    rgb = SegNet().eval()
+    with_mask = MaskTrackNet().eval()
+    with_mask.load_state_dict({**with_mask.state_dict(), **rgb.state_dict()})
+    assert torch.count_nonzero(with_mask.mask_stem.weight) == 0
+    x = torch.rand(1, 3, 64, 80) * 255
+    prior = (torch.rand(1, 1, 64, 80) > 0.5).float()
+    with torch.no_grad():
+        assert torch.allclose(with_mask(x, prior), rgb(x), atol=1e-5)
+        # Once the stem is non-zero the mask changes the output.
+        with_mask.mask_stem.weight.add_(0.1)
+        assert not torch.allclose(with_mask(x, prior), rgb(x), atol=1e-3)
+
+
+def _blob(h=96, w=128):
+    mask = np.zeros((h, w), np.uint8)
+    mask[30:70, 40:90] = 1
+    return mask
+
+
+def test_deformed_mask_is_a_plausible_previous_prediction():
+    mask = _blob()
+    rng = np.random.default_rng(0)
+    ious = []
+    for _ in range(30):
+        out = deform_mask(mask, rng, drop=0.0)
+        assert out.dtype == np.uint8 and out.shape == mask.shape and set(np.unique(out)) <= {0, 1}
+        union = np.logical_or(out, mask).sum()
+        ious.append(np.logical_and(out, mask).sum() / union)
+    ious = np.array(ious)
+    assert (ious < 0.999).all(), "every sample is deformed"
+    assert ious.mean() > 0.5, "but still overlaps the object"
+
+
+def test_deformation_is_seeded():
+    mask = _blob()
+    a = deform_mask(mask, np.random.default_rng(4))
+    b = deform_mask(mask, np.random.default_rng(4))
+    assert np.array_equal(a, b)
+    assert not deform_mask(np.zeros_like(mask), np.random.default_rng(0)).any()
+
+
+def test_propagates_on_the_embedded_dataset(tiny_root):  # noqa: F811
+    video, gt = tiny_video(tiny_root)
+    outputs = list(MaskTrack(device="cpu", finetune_steps=10).segment(video))
+    assert len(outputs) == len(gt)
+    assert np.array_equal(outputs[0], gt[0])
+    assert all(o.shape == gt[0].shape and o.dtype == np.uint8 for o in outputs)
+    assert set(np.unique(np.concatenate(outputs))) <= set(np.unique(gt[0]))
+    # Frame 1 follows the given mask of frame 0.
+    assert mean_j(outputs[:2], gt[:2]) > 0.3
+
+
+def test_the_previous_mask_steers_the_output(tiny_root):  # noqa: F811
+    """With the mask channel blanked from frame 1 on, the output changes: the network uses it."""
+    video, _ = tiny_video(tiny_root)
+    method = MaskTrack(device="cpu")
+    net = method.parent()
+    frame = torch.from_numpy(np.asarray(video.frames[1])).permute(2, 0, 1)[None].float()
+    prior = torch.from_numpy((video.given_masks[0] > 0).astype(np.float32))[None, None]
+    with torch.no_grad():
+        with_prior = net(frame, prior)
+        without = net(frame, torch.zeros_like(prior))
+    assert not torch.allclose(with_prior, without, atol=1e-2)
+
+
+def test_training_feeds_a_deformed_mask(tiny_root):  # noqa: F811
+    dataset = DavisDataset(tiny_root, year=2017, split="train")
+    task = SingleFrameTask("masktrack", TrainConfig(batch=2, crop=(48, 48), seed=0), dataset=dataset)
+    before = task.net.mask_stem.weight.detach().clone()
+    losses = task.step()
+    assert np.isfinite(losses["loss"])
+    assert not torch.equal(task.net.mask_stem.weight, before), "the mask stem learns"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda(tiny_root):  # noqa: F811
+    video, gt = tiny_video(tiny_root)
+    outputs = list(MaskTrack(device="cuda").segment(video))
+    assert len(outputs) == len(gt)
