@@ -146,15 +146,15 @@ def test_robot_matches_the_framework_on_davis2016_val(oracle, davis2016_root):
 def test_robot_matches_the_framework_on_two_object_tennis(oracle, davis_interactive_root):
     gt = np.stack([read_mask(davis_interactive_root / "tennis" / f"{t:05d}.png") for t in (0, 1)])
     rng = np.random.default_rng(3)
-    cases = [(f"tennis-{k}", gt, np.stack([_perturbed(rng, g, 2) for g in gt]), 2, None) for k in range(4)]
+    cases = [(f"tennis-{k}", gt, np.stack([_perturbed(rng, g, 2) for g in gt]), 2, None) for k in range(2)]
     rate, differing, _ = _agreement(oracle, cases)
     assert rate == 1.0, differing
 
 
 def test_robot_seed_is_what_fixes_the_framework_tie_breaking(oracle):
     # Where medial_axis has ties, different seeds may give different skeletons; ours follows the seed.
-    cases = generated_cases(40 if LARGE else 6, seed=11)
-    for seed in (1, 5):
+    cases = generated_cases(40 if LARGE else 5, seed=11)
+    for seed in (1, 5) if LARGE else (3,):
         rate, differing, _ = _agreement(oracle, cases, seed=seed)
         assert rate >= MIN_AGREEMENT, (seed, differing)
 

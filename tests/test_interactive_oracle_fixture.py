@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tarfile
 import types
+import warnings
 from pathlib import Path
 
 import networkx
@@ -105,8 +106,11 @@ def load(source_tree: Path | None) -> types.ModuleType:
     for n in added:
         setattr(numpy, n, aliases[n])
     try:
-        modules = [importlib.import_module(f"{PACKAGE}.{m}") for m in
-                   ("robot.interactive_robot", "utils.operations", "metrics.jaccard", "evaluation.service")]
+        with warnings.catch_warnings():   # its docstrings hold invalid escape sequences
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            modules = [importlib.import_module(f"{PACKAGE}.{m}") for m in
+                       ("robot.interactive_robot", "utils.operations", "metrics.jaccard", "evaluation.service")]
     finally:
         for n in added:
             delattr(numpy, n)

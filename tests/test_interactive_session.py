@@ -121,6 +121,33 @@ def test_same_seed_gives_identical_files(tiny, tmp_path):
     assert set(summary) == {"auc", "metric_at_threshold", "curve"}
 
 
+def test_interrupted_session_resumes_from_its_checkpoint(tiny, tmp_path):
+    dataset, gt = tiny
+    params = SessionParams(max_interactions=3, seed=2)
+    whole = run_session(dataset, NoisyTruth(gt), params, clock=FakeClock(1.0))
+
+    class FailsOnB(NoisyTruth):
+        def interact(self, video, scribbles, previous_masks):
+            if video.name == "boxes-b":
+                raise KeyboardInterrupt
+            return super().interact(video, scribbles, previous_masks)
+
+    with pytest.raises(KeyboardInterrupt):
+        run_session(dataset, FailsOnB(gt), params, clock=FakeClock(1.0), checkpoint_dir=tmp_path / "ck",
+                    session_id="s")
+    method = NoisyTruth(gt)
+    resumed = run_session(dataset, method, params, clock=FakeClock(1.0), checkpoint_dir=tmp_path / "ck",
+                          session_id="s")
+    assert {c[0] for c in method.calls} == {"boxes-b"}    # boxes-a came from the checkpoint
+    pd.testing.assert_frame_equal(resumed.report.drop(columns="session_id"), whole.report.drop(columns="session_id"))
+    assert resumed.summary == whole.summary and resumed.scribbles == whole.scribbles
+    # other parameters: the checkpoint is not reused
+    other = NoisyTruth(gt)
+    run_session(dataset, other, SessionParams(max_interactions=2, seed=2), clock=FakeClock(1.0),
+                checkpoint_dir=tmp_path / "ck", session_id="s")
+    assert {c[0] for c in other.calls} == {"boxes-a", "boxes-b"}
+
+
 def test_dataset_scribble_files_start_samples(tiny, tmp_path):
     dataset, gt = tiny
     scribbles = {"sequence": "boxes-b", "scribbles": [[] for _ in range(5)]}

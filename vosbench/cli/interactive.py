@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 from pathlib import Path
 
 from vosbench.errors import VosbenchError
@@ -36,6 +37,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: ./interactive-<dataset>-<method>)")
+    parser.add_argument("--restart", action="store_true",
+                        help="play every sample again (by default finished samples of an interrupted run of the "
+                             "same method and parameters are taken from <out>/.checkpoint)")
     parser.add_argument("--no-plot", dest="plot", action="store_false")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.set_defaults(func=run)
@@ -64,8 +68,12 @@ def run(args: argparse.Namespace) -> int:
     params = SessionParams(max_interactions=args.max_interactions, max_time=args.max_time,
                            threshold=args.threshold, seed=args.seed)
     samples = find_samples(dataset, args.scribbles, sequences=args.sequences)
-    result = run_session(dataset, method, params, samples=samples, progress=args.progress, video_factory=Video)
     out = args.out or Path(f"interactive-{tag}-{args.method}")
+    checkpoint = out / ".checkpoint"
+    if args.restart and checkpoint.is_dir():
+        shutil.rmtree(checkpoint)
+    result = run_session(dataset, method, params, samples=samples, progress=args.progress, video_factory=Video,
+                         checkpoint_dir=checkpoint)
     paths = result.write(out)
     if args.plot:
         from vosbench.reports.interactive_plots import plot_curve

@@ -94,7 +94,17 @@ def skeleton(mask: np.ndarray, params: RobotParams = RobotParams(), seed: int = 
     """Steps 2-3: the medial axis of the opened error region, ties broken by `seed`."""
     opened = open_error_region(mask, params)
     padded = np.pad(opened.astype(bool), 1, mode="constant", constant_values=False)
-    return medial_axis(padded, rng=seed)[1:-1, 1:-1]
+    out = np.zeros_like(padded)
+    ys, xs = np.nonzero(padded)
+    if ys.size == 0:
+        return out[1:-1, 1:-1]
+    # The medial axis of the region's bounding box with a margin of two background pixels
+    # (or up to the padded border) equals that of the whole frame: distances, 3x3 lookups and
+    # the row-major order of the region's pixels (hence the seeded tie-breaker) are unchanged.
+    y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, padded.shape[0])
+    x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, padded.shape[1])
+    out[y0:y1, x0:x1] = medial_axis(padded[y0:y1, x0:x1], rng=seed)
+    return out[1:-1, 1:-1]
 
 
 def _neighbour_order_graph(points: np.ndarray) -> nx.Graph:

@@ -29,6 +29,8 @@ The DAVIS interactive framework's protocol, with the differences listed here:
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import logging
 import re
 import time
@@ -205,15 +207,95 @@ def _nb_objects(gt: np.ndarray) -> int:
     return int(ids.max()) if ids.size else 0
 
 
+@dataclass
+class _SampleOutcome:
+    info: SampleInfo
+    rows: pd.DataFrame
+    given: list[Scribbles]
+    dropped: list[int]
+
+    def to_json(self) -> str:
+        return json.dumps({"info": dataclasses.asdict(self.info), "given": self.given, "dropped": self.dropped,
+                           "rows": self.rows.to_dict(orient="list")}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "_SampleOutcome":
+        data = json.loads(text)
+        rows = pd.DataFrame(data["rows"], columns=REPORT_COLUMNS)
+        return cls(SampleInfo(**data["info"]), rows, data["given"], list(data["dropped"]))
+
+
+def _play_sample(dataset: Dataset, method: InteractiveAnswerer, sample: Sample, params: SessionParams,
+                 robot: ScribbleRobot, clock: Callable[[], float], session_id: str, method_name: str,
+                 video_factory: VideoFactory | None, bar) -> _SampleOutcome:
+    seq = sample.sequence
+    gt = dataset.read_annotations(seq)
+    names = dataset.frame_names(seq)
+    nb_objects = _nb_objects(gt)
+    if nb_objects == 0:
+        raise VosbenchError(f"sequence {seq} of {dataset.describe()} has no object in its ground truth")
+    video = (video_factory or SequenceView)(name=seq, frames=_LazyFrames(dataset, seq, names),
+                                            frame_names=names, object_ids=list(range(1, nb_objects + 1)))
+    robot_frames: list[int] = []
+    if sample.first_scribble is not None:
+        scribbles = copy.deepcopy(sample.first_scribble)
+    else:
+        scribbles = robot.interact(seq, np.zeros_like(gt), gt, nb_objects)
+        robot_frames.extend(annotated_frames(scribbles))
+    history: list[Scribbles] = []
+    rows: list[pd.DataFrame] = []
+    dropped: list[int] = []
+    budget = params.max_time * nb_objects if params.max_time else None
+    spent = 0.0
+    previous: np.ndarray | None = None
+    for interaction in range(1, params.max_interactions + 1):
+        history.append(copy.deepcopy(scribbles))
+        start = clock()
+        masks = method.interact(video, copy.deepcopy(scribbles), previous)
+        timing = clock() - start
+        bar.update(1)
+        if budget is not None and spent + timing > budget:
+            log.warning("%s #%d interaction %d: submitted after the time budget of %.0f s (%.1f s spent); "
+                        "this submission is dropped and the sample ends",
+                        seq, sample.scribble_idx, interaction, budget, spent + timing)
+            dropped.append(interaction)
+            bar.update(params.max_interactions - interaction)
+            break
+        spent += timing
+        masks = _check_masks(masks, gt.shape, method_name, seq)
+        j, f = object_frame_scores(gt, masks, range(1, nb_objects + 1))
+        rows.append(interaction_rows(session_id, seq, sample.scribble_idx, interaction, timing, j, f))
+        if interaction == params.max_interactions:
+            break
+        metric = (0.5 * j + 0.5 * f).T.mean(axis=1)
+        candidates = set(range(len(gt))) - set(robot_frames) or set(range(len(gt)))
+        order = metric.argsort()
+        next_frame = int(next(k for k in order if int(k) in candidates))
+        robot_frames.append(next_frame)
+        scribbles = robot.interact(seq, masks, gt, nb_objects, frame=next_frame)
+        previous = masks
+    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=REPORT_COLUMNS)
+    return _SampleOutcome(SampleInfo(seq, sample.scribble_idx, nb_objects), table, history, dropped)
+
+
+def _checkpoint_key(params: SessionParams, method_name: str, session_id: str) -> str:
+    return json.dumps({"params": dataclasses.asdict(params), "method": method_name, "session_id": session_id},
+                      sort_keys=True, default=str)
+
+
 def run_session(dataset: Dataset, method: InteractiveAnswerer, params: SessionParams | None = None,
                 samples: Sequence[Sample] | None = None, scribbles_root: str | Path | None = None,
                 clock: Callable[[], float] = time.perf_counter, progress: bool = False,
-                session_id: str | None = None, video_factory: VideoFactory | None = None) -> InteractiveResult:
+                session_id: str | None = None, video_factory: VideoFactory | None = None,
+                checkpoint_dir: str | Path | None = None) -> InteractiveResult:
     """Play the interactive protocol with `method` on every sample of `dataset`.
 
     clock: the timer of the method's answers (inject a fake one for reproducible reports).
     video_factory: builds what the method receives from ``(name=, frames=, frame_names=,
         object_ids=)``; default `SequenceView` (the CLI passes `vosbench.methods.Video`).
+    checkpoint_dir: each finished sample is stored there, and a re-run with the same
+        method, session id and parameters takes finished samples from it instead of
+        playing them again (their timings are those measured the first time).
     """
     from tqdm.auto import tqdm
 
@@ -222,63 +304,37 @@ def run_session(dataset: Dataset, method: InteractiveAnswerer, params: SessionPa
     robot = ScribbleRobot(params.robot, seed=params.seed)
     method_name = getattr(method, "name", type(method).__name__)
     session_id = session_id or f"{method_name}-seed{params.seed}"
-    frames_out: list[pd.DataFrame] = []
-    infos: list[SampleInfo] = []
-    given: dict[tuple[str, int], list[Scribbles]] = {}
-    dropped: list[tuple[str, int, int]] = []
+    store = Path(checkpoint_dir) if checkpoint_dir is not None else None
+    if store is not None:
+        key = _checkpoint_key(params, method_name, session_id)
+        key_file = store / "session.json"
+        if not key_file.is_file() or key_file.read_text() != key:
+            for old in sorted((store / "samples").glob("*.json")) if (store / "samples").is_dir() else []:
+                old.unlink()
+            atomic_write(key_file, key)
+    outcomes: list[_SampleOutcome] = []
     bar = tqdm(total=len(samples) * params.max_interactions, disable=not progress, unit="interaction",
                desc=f"interactive {method_name}")
     try:
         for sample in samples:
-            seq = sample.sequence
-            gt = dataset.read_annotations(seq)
-            names = dataset.frame_names(seq)
-            nb_objects = _nb_objects(gt)
-            if nb_objects == 0:
-                raise VosbenchError(f"sequence {seq} of {dataset.describe()} has no object in its ground truth")
-            infos.append(SampleInfo(seq, sample.scribble_idx, nb_objects))
-            video = (video_factory or SequenceView)(name=seq, frames=_LazyFrames(dataset, seq, names),
-                                                    frame_names=names, object_ids=list(range(1, nb_objects + 1)))
-            robot_frames: list[int] = []
-            if sample.first_scribble is not None:
-                scribbles = copy.deepcopy(sample.first_scribble)
+            saved = store / "samples" / f"{sample.sequence}__{sample.scribble_idx:03d}.json" if store else None
+            if saved is not None and saved.is_file():
+                outcome = _SampleOutcome.from_json(saved.read_text())
+                bar.update(params.max_interactions)
+                log.debug("resumed %s #%d from %s", sample.sequence, sample.scribble_idx, saved)
             else:
-                scribbles = robot.interact(seq, np.zeros_like(gt), gt, nb_objects)
-                robot_frames.extend(annotated_frames(scribbles))
-            history = given.setdefault((seq, sample.scribble_idx), [])
-            budget = params.max_time * nb_objects if params.max_time else None
-            spent = 0.0
-            previous: np.ndarray | None = None
-            for interaction in range(1, params.max_interactions + 1):
-                history.append(copy.deepcopy(scribbles))
-                start = clock()
-                masks = method.interact(video, copy.deepcopy(scribbles), previous)
-                timing = clock() - start
-                bar.update(1)
-                if budget is not None and spent + timing > budget:
-                    log.warning("%s #%d interaction %d: submitted after the time budget of %.0f s "
-                                "(%.1f s spent); this submission is dropped and the sample ends",
-                                seq, sample.scribble_idx, interaction, budget, spent + timing)
-                    dropped.append((seq, sample.scribble_idx, interaction))
-                    bar.update(params.max_interactions - interaction)
-                    break
-                spent += timing
-                masks = _check_masks(masks, gt.shape, method_name, seq)
-                j, f = object_frame_scores(gt, masks, range(1, nb_objects + 1))
-                frames_out.append(interaction_rows(session_id, seq, sample.scribble_idx, interaction, timing, j, f))
-                if interaction == params.max_interactions:
-                    break
-                metric = (0.5 * j + 0.5 * f).T.mean(axis=1)
-                candidates = set(range(len(gt))) - set(robot_frames) or set(range(len(gt)))
-                order = metric.argsort()
-                next_frame = int(next(k for k in order if int(k) in candidates))
-                robot_frames.append(next_frame)
-                scribbles = robot.interact(seq, masks, gt, nb_objects, frame=next_frame)
-                previous = masks
+                outcome = _play_sample(dataset, method, sample, params, robot, clock, session_id, method_name,
+                                       video_factory, bar)
+                if saved is not None:
+                    atomic_write(saved, outcome.to_json())
+            outcomes.append(outcome)
     finally:
         bar.close()
-    report = (pd.concat(frames_out, ignore_index=True) if frames_out
-              else pd.DataFrame(columns=REPORT_COLUMNS))
+    tables = [o.rows for o in outcomes if len(o.rows)]
+    report = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=REPORT_COLUMNS)
+    infos = [o.info for o in outcomes]
     summary, curve = summarize(report, infos, params.max_interactions, params.max_time, params.threshold)
     return InteractiveResult(report=report, summary=summary, curve=curve, params=params, method=method_name,
-                             samples=infos, scribbles=given, dropped=dropped)
+                             samples=infos, scribbles={(o.info.sequence, o.info.scribble_idx): o.given
+                                                       for o in outcomes},
+                             dropped=[(o.info.sequence, o.info.scribble_idx, i) for o in outcomes for i in o.dropped])
