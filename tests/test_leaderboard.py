@@ -102,3 +102,121 @@ def test_corrupt_leaderboard_names_the_file(tmp_path):
     paths["json"].write_text("{not json")
     with pytest.raises(InputError, match="synthetic-val-semi.json"):
         update_leaderboard([], tmp_path, dataset="synthetic", split="val", track="semi")
+
+
+# -- the DAVIS 2016 leaderboard, rebuilt from the published masks ------------------------------------------
+
+import os
+from pathlib import Path
+
+from vosbench.cli import main
+from vosbench.reports.collect import OFFICIAL_KEYS, build_leaderboard, official_figures
+from vosbench.reports.leaderboard import read_sequences, sequences_path
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = ["andiff", "fseg", "onavos", "osvos", "premvos", "ranet", "stm"]
+J_F_COLUMNS = [c for c in OFFICIAL_KEYS.values() if c != "T-Mean"]
+FULL_T = os.environ.get("VOSBENCH_FULL_T") == "1"
+
+
+def official(davis2016_root):
+    return json.loads((davis2016_root / "results" / "official_global_val.json").read_text())
+
+
+def assert_matches_official(table: pd.DataFrame, davis2016_root, with_t: bool) -> None:
+    figures = official(davis2016_root)
+    assert sorted(figures) == PUBLISHED
+    computed = table[table["source"] == Source.RECOMPUTED.value].set_index("method")
+    quoted = table[table["source"] == Source.PUBLISHED.value].set_index("method")
+    assert sorted(computed.index) == PUBLISHED and sorted(quoted.index) == PUBLISHED
+    for method, row in figures.items():
+        for key, column in OFFICIAL_KEYS.items():
+            assert quoted.at[method, column] == row[key]  # quoted as published
+            if column == "T-Mean":
+                if with_t:
+                    assert abs(computed.at[method, column] - row[key]) <= 0.01, (method, computed.at[method, column])
+            else:
+                assert abs(computed.at[method, column] - row[key]) <= 0.001 + 1e-9, (method, column)
+
+
+@pytest.mark.shared
+def test_published_masks_rebuild_the_official_j_and_f_columns(davis2016_root, tmp_path):
+    status = main(["leaderboard", "--gt", str(davis2016_root), "--dataset", "davis2016", "--published",
+                   str(davis2016_root / "results"), "--measures", "J,F", "--out", str(tmp_path), "--jobs", "2",
+                   "--no-progress"])
+    assert status == 0
+    paths = leaderboard_paths(tmp_path, "davis2016", "val", "semi")
+    table = read_leaderboard(paths["json"])
+    assert_matches_official(table, davis2016_root, with_t=False)
+    text = paths["md"].read_text()
+    assert "published masks, computed here" in text and "published figures, quoted" in text
+    assert "Reproduction of the published figures" in text
+    per_sequence = read_sequences(sequences_path(tmp_path, "davis2016", "val", "semi"))
+    assert len(per_sequence) == 7 * 20
+
+
+@pytest.mark.shared
+def test_committed_davis2016_leaderboard_matches_official_and_this_code(davis2016_root):
+    """The committed table equals the official one, and its T is what this code computes.
+
+    T of all 7 methods takes minutes; here one short sequence of two methods is recomputed and must
+    equal the committed per-sequence value, and the committed dataset T must be the mean of the committed
+    per-sequence values over the eval_t sequences. VOSBENCH_FULL_T=1 rebuilds everything instead
+    (test_full_rebuild_with_t).
+    """
+    from vosbench.io.factory import open_dataset
+    from vosbench.reports.attributes import eval_t_sequences
+    from vosbench.reports.temporal_scores import results_t
+
+    table = read_leaderboard(REPO / "leaderboards" / "davis2016-val-semi.json")
+    assert_matches_official(table, davis2016_root, with_t=True)
+    per_sequence = read_sequences(REPO / "leaderboards" / "davis2016-val-semi.sequences.csv")
+    computed = per_sequence[per_sequence["source"] == Source.RECOMPUTED.value]
+    counted = set(eval_t_sequences("davis2016"))
+    dataset = open_dataset("davis2016", davis2016_root)
+    for method in PUBLISHED:
+        rows = computed[computed["method"] == method].set_index("sequence")
+        assert len(rows) == 20
+        t_values = rows.loc[[s for s in rows.index if s in counted], "T-Mean"]
+        committed_t = table[(table["method"] == method) & (table["source"] == Source.RECOMPUTED.value)]["T-Mean"]
+        assert float(committed_t.iloc[0]) == pytest.approx(t_values.mean(), abs=1e-6)
+        if method not in ("osvos", "stm"):
+            continue
+        (scores,) = results_t(dataset, davis2016_root / "results" / method, sequences=["car-shadow"], cache=False)
+        assert scores.means[0] == pytest.approx(rows.at["car-shadow", "T-Mean"], abs=1e-6), method
+
+
+@pytest.mark.shared
+@pytest.mark.slow
+@pytest.mark.skipif(not FULL_T, reason="T of 7 methods takes minutes; set VOSBENCH_FULL_T=1")
+def test_full_rebuild_with_t(davis2016_root, tmp_path):
+    build = build_leaderboard(davis2016_root, dataset="davis2016", published=davis2016_root / "results",
+                              measures=["J", "F", "T"], leaderboard_dir=tmp_path, jobs=2)
+    assert_matches_official(build.table, davis2016_root, with_t=True)
+    committed = read_leaderboard(REPO / "leaderboards" / "davis2016-val-semi.json")
+    for source in (Source.RECOMPUTED.value, Source.PUBLISHED.value):
+        ours = build.table[build.table["source"] == source].set_index("method")
+        theirs = committed[committed["source"] == source].set_index("method")
+        for column in OFFICIAL_KEYS.values():
+            np.testing.assert_allclose(ours.loc[PUBLISHED, column], theirs.loc[PUBLISHED, column], atol=1e-6)
+
+
+def test_official_figures_file_is_read_with_its_columns(tmp_path):
+    path = tmp_path / "official.json"
+    path.write_text(json.dumps({"m": {"Jmean": 0.5, "Fmean": 0.7, "T": 0.2, "Jrecall": 0.9}}))
+    figures = official_figures(path)
+    assert figures["m"]["J-Mean"] == 0.5 and figures["m"]["T-Mean"] == 0.2
+    assert figures["m"]["J&F-Mean"] == pytest.approx(0.6)
+    path.write_text("{}")
+    with pytest.raises(InputError, match="no leaderboard rows"):
+        official_figures(path)
+
+
+def test_leaderboard_command_needs_something_to_rank(tmp_path):
+    from vosbench.reports.collect import parse_measures
+
+    with pytest.raises(InputError, match="nothing to put"):
+        build_leaderboard(tmp_path, dataset="davis2016", leaderboard_dir=tmp_path)
+    with pytest.raises(InputError, match="measure"):
+        parse_measures("J,Q")
+    assert parse_measures("T") == parse_measures("J,F,T")

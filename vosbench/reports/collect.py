@@ -46,8 +46,7 @@ def parse_measures(text: str | Iterable[str]) -> frozenset[Measure]:
     except ValueError as exc:
         raise InputError(None, f"unknown measure in {items} ({exc}).", "Use a comma-separated list of J, F, T.") \
             from exc
-    if not measures & {Measure.J, Measure.F}:
-        raise InputError(None, "a leaderboard needs J and F.", "Use --measures J,F or J,F,T.")
+    # J and F are always measured: J&F, the ranking column, needs both.
     return measures | {Measure.J, Measure.F}
 
 

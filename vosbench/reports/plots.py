@@ -229,3 +229,51 @@ def overlay_figure(dataset: Any, sequence: str, frame: str | int, masks: Mapping
     fig.suptitle(f"{sequence}, frame {frame}", fontsize=11)
     fig.tight_layout(h_pad=1.5)
     return fig
+
+
+def scribbles_figure(dataset: Any, sequence: str, scribbles: Sequence[Mapping[str, Any]], *, columns: int = 3,
+                     alpha: float = 0.35) -> Figure:
+    """The scribbles of each interaction on the frame they were drawn on, over the ground truth.
+
+    scribbles: one scribble mapping per interaction (``{"scribbles": [per-frame lists of
+        {"path": [[x, y], ...], "object_id": k}]}``, coordinates normalised to [0, 1]), e.g. the
+        ``scribbles[(sequence, idx)]`` list of an interactive session's result. Each line is drawn
+        in its object's palette colour; background scribbles (object 0) in white.
+    """
+    names = dataset.frame_names(sequence)
+    panels = []
+    for k, given in enumerate(scribbles, start=1):
+        frames = [t for t, paths in enumerate(given.get("scribbles", [])) if paths]
+        for t in frames:
+            panels.append((k, t, given["scribbles"][t]))
+    if not panels:
+        raise ValueError(f"no scribble to draw for {sequence!r}")
+    columns = max(1, min(columns, len(panels)))
+    rows = int(np.ceil(len(panels) / columns))
+    first = dataset.read_frame(sequence, names[panels[0][1]])
+    aspect = first.shape[0] / first.shape[1]
+    fig = Figure(figsize=(4.2 * columns, 4.2 * aspect * rows + 0.5))
+    for n, (k, t, paths) in enumerate(panels):
+        image = dataset.read_frame(sequence, names[t])
+        mask = dataset.read_annotation(sequence, names[t]).astype(np.int64)
+        if mask.shape != image.shape[:2]:
+            image = cv2.resize(image, mask.shape[::-1], interpolation=cv2.INTER_AREA)
+        h, w = mask.shape
+        ax = fig.add_subplot(rows, columns, n + 1)
+        ax.imshow(overlay(image, mask, alpha=alpha, contour_thickness=0))
+        for stroke in paths:
+            points = np.asarray(stroke["path"], dtype=float)
+            if points.size == 0:
+                continue
+            object_id = int(stroke.get("object_id", 0))
+            colour = (np.asarray(DAVIS_PALETTE[object_id % len(DAVIS_PALETTE)]) / 255.0 if object_id
+                      else np.ones(3))
+            ax.plot(points[:, 0] * w, points[:, 1] * h, color=colour, lw=2.2, solid_capstyle="round")
+            ax.plot(points[:, 0] * w, points[:, 1] * h, color="black", lw=0.6, alpha=0.6)
+        ax.set_xlim(0, w)
+        ax.set_ylim(h, 0)
+        ax.set_title(f"interaction {k}: frame {names[t]}", fontsize=10)
+        ax.set_axis_off()
+    fig.suptitle(f"{sequence}: scribbles over the ground truth", fontsize=11)
+    fig.tight_layout(h_pad=1.5)
+    return fig
