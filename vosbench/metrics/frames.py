@@ -153,11 +153,19 @@ def _background_region(labels: np.ndarray, keep: np.ndarray | None, radius: int,
     return _Region(mask, radius, need_boundary=with_f)
 
 
-def _check(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None) -> None:
+def _check(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None):
+    """The arrays as the kernels need them: C-contiguous uint8 id maps and a boolean void map."""
+    gt, pred = np.asarray(gt), np.asarray(pred)
     if gt.shape != pred.shape or gt.ndim != 3:
         raise ValueError(f"gt and pred must be (T, H, W) of one shape, got {gt.shape} and {pred.shape}")
-    if void is not None and void.shape != gt.shape:
-        raise ValueError(f"void must have the shape of gt {gt.shape}, got {void.shape}")
+    if void is not None:
+        void = np.ascontiguousarray(void, dtype=bool)
+        if void.shape != gt.shape:
+            raise ValueError(f"void must have the shape of gt {gt.shape}, got {void.shape}")
+    for name, array in (("gt", gt), ("pred", pred)):
+        if array.dtype != np.uint8 and array.size and (array.min() < 0 or array.max() > 255):
+            raise ValueError(f"{name} ids must lie in 0..255")
+    return np.ascontiguousarray(gt, dtype=np.uint8), np.ascontiguousarray(pred, dtype=np.uint8), void
 
 
 def _keep(void: np.ndarray | None, t: int) -> np.ndarray | None:
@@ -176,7 +184,7 @@ def object_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence[i
     void: optional ``(T, H, W)`` boolean map of pixels to ignore.
     Returns two float64 arrays of shape ``(K, T)``.
     """
-    _check(gt, pred, void)
+    gt, pred, void = _check(gt, pred, void)
     object_ids = [int(i) for i in object_ids]
     pred_ids = object_ids if pred_ids is None else [int(i) for i in pred_ids]
     if len(pred_ids) != len(object_ids):
@@ -204,7 +212,7 @@ def pairwise_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence
     calling `object_frame_scores` once per predicted id, with each mask's
     boundary and dilation computed once per frame instead of once per pair.
     """
-    _check(gt, pred, void)
+    gt, pred, void = _check(gt, pred, void)
     object_ids = [int(i) for i in object_ids]
     pred_ids = [int(i) for i in pred_ids]
     n_frames, height, width = gt.shape
