@@ -84,6 +84,12 @@ def _break_jpeg_mask(results: Path) -> Path:
     return results / "alpha" / "00002.jpg"
 
 
+def _break_jpeg_named_png(results: Path) -> Path:
+    path = results / "beta" / "00001.png"
+    Image.open(path).convert("L").save(path, format="JPEG")  # greyscale JPEG data would pass as ids
+    return path
+
+
 def _break_size_mismatch(results: Path) -> Path:
     path = results / "alpha" / "00003.png"
     write_mask(path, np.zeros((12, 16), np.uint8))
@@ -157,6 +163,7 @@ BROKEN = {
     "frame missing": _break_frame_missing,
     "extra frame": _break_extra_frame,
     "mask saved as JPEG": _break_jpeg_mask,
+    "JPEG data named .png": _break_jpeg_named_png,
     "size mismatch": _break_size_mismatch,
     "truncated PNG": _break_truncated_png,
     "empty file": _break_empty_file,

@@ -17,20 +17,27 @@ from vosbench.io.datasets import Dataset
 from vosbench.tracks.jobs import SequenceJob
 from vosbench.tracks.params import EvalParams
 
+class NotPNGError(ValueError):
+    """A mask file holds another image format (JPEG compression corrupts object ids)."""
+
+
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image from its header: PNG's IHDR read directly, anything else through PIL.
+    """(width, height) of a PNG from its IHDR header, read directly.
 
     Validation looks at every mask of a results folder; opening each with PIL
-    would cost more than decoding it does on the fast path.
+    would cost more than decoding it does on the fast path. Raises NotPNGError
+    for a readable image of another format, OSError/ValueError for anything else.
     """
     with open(path, "rb") as handle:
         head = handle.read(33)
-    if len(head) == 33 and head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        if width and height:
-            return width, height
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        if len(head) == 33 and head[12:16] == b"IHDR":
+            width, height = struct.unpack(">II", head[16:24])
+            if width and height:
+                return width, height
+        raise ValueError("broken PNG header")
     with Image.open(path) as image:
-        return image.size
+        raise NotPNGError(f"its content is {image.format or 'another format'}, not PNG")
 
 
 # Files vosbench or the official toolkits write into a results folder; never masks.
@@ -124,6 +131,12 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
             continue
         try:
             size = image_size(path)
+        except NotPNGError as exc:
+            problems.append(InputError(path, f"is not a PNG file ({exc}).",
+                                       "Save masks as PNG (JPEG compression corrupts object ids)."))
+            pred_paths.append(path)
+            checkable.append(None)
+            continue
         except (OSError, ValueError, SyntaxError) as exc:
             problems.append(InputError(path, f"cannot be read as a PNG ({exc}).",
                                        "Re-write the mask; the file may be empty, truncated or not a PNG."))
