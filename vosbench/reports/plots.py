@@ -190,8 +190,24 @@ def _as_mask(source: Any, frame: str, binary: bool) -> np.ndarray:
     return read_mask(path, binary=binary)
 
 
+def _union_box(masks: Sequence[np.ndarray], margin: float = 0.25) -> tuple[slice, slice] | None:
+    """Rows and columns of the box around every object of every mask, grown by `margin` of its size."""
+    union = np.zeros(masks[0].shape, dtype=bool)
+    for mask in masks:
+        union |= (mask != 0) & (mask != VOID_LABEL)
+    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = union.shape
+    pad_r = int((rows[-1] - rows[0] + 1) * margin) + 8
+    pad_c = int((cols[-1] - cols[0] + 1) * margin) + 8
+    return (slice(max(0, rows[0] - pad_r), min(h, rows[-1] + 1 + pad_r)),
+            slice(max(0, cols[0] - pad_c), min(w, cols[-1] + 1 + pad_c)))
+
+
 def overlay_figure(dataset: Any, sequence: str, frame: str | int, masks: Mapping[str, Any],
-                   *, ground_truth: bool = True, columns: int = 3, alpha: float = 0.5) -> Figure:
+                   *, ground_truth: bool = True, columns: int = 3, alpha: float = 0.5,
+                   zoom: bool = False) -> Figure:
     """Overlays of several methods' masks on one frame, beside the ground truth.
 
     dataset: a `vosbench.io.Dataset` (frames and ground truth are read from it).
@@ -217,17 +233,21 @@ def overlay_figure(dataset: Any, sequence: str, frame: str | int, masks: Mapping
     if any(m.shape != (h, w) for _, m in panels):
         # Ground truth and frames can differ in size (e.g. 240p frames, 480p masks): draw at the mask size.
         image = cv2.resize(image, panels[0][1].shape[::-1], interpolation=cv2.INTER_AREA)
-    columns = max(1, min(columns, len(panels)))
-    rows = int(np.ceil(len(panels) / columns))
-    aspect = image.shape[0] / image.shape[1]
-    fig = Figure(figsize=(4.2 * columns, 4.2 * aspect * rows + 0.5))
-    for k, (title, mask) in enumerate(panels):
+    drawn = [(title, overlay(image, mask.astype(np.int64), alpha=alpha)) for title, mask in panels]
+    box = _union_box([m for _, m in panels]) if zoom else None
+    if box is not None:
+        drawn = [(title, picture[box]) for title, picture in drawn]
+    columns = max(1, min(columns, len(drawn)))
+    rows = int(np.ceil(len(drawn) / columns))
+    aspect = drawn[0][1].shape[0] / drawn[0][1].shape[1]
+    fig = Figure(figsize=(4.2 * columns, 4.2 * aspect * rows + 0.6), layout="constrained")
+    for k, (title, picture) in enumerate(drawn):
         ax = fig.add_subplot(rows, columns, k + 1)
-        ax.imshow(overlay(image, mask.astype(np.int64), alpha=alpha))
+        ax.imshow(picture)
         ax.set_title(title, fontsize=10)
         ax.set_axis_off()
-    fig.suptitle(f"{sequence}, frame {frame}", fontsize=11)
-    fig.tight_layout(h_pad=1.5)
+    fig.suptitle(f"{sequence}, frame {frame}" + (" (zoomed on the objects)" if box is not None else ""),
+                 fontsize=11)
     return fig
 
 
@@ -252,7 +272,7 @@ def scribbles_figure(dataset: Any, sequence: str, scribbles: Sequence[Mapping[st
     rows = int(np.ceil(len(panels) / columns))
     first = dataset.read_frame(sequence, names[panels[0][1]])
     aspect = first.shape[0] / first.shape[1]
-    fig = Figure(figsize=(4.2 * columns, 4.2 * aspect * rows + 0.5))
+    fig = Figure(figsize=(4.2 * columns, 4.2 * aspect * rows + 0.6), layout="constrained")
     for n, (k, t, paths) in enumerate(panels):
         image = dataset.read_frame(sequence, names[t])
         mask = dataset.read_annotation(sequence, names[t]).astype(np.int64)
@@ -275,5 +295,4 @@ def scribbles_figure(dataset: Any, sequence: str, scribbles: Sequence[Mapping[st
         ax.set_title(f"interaction {k}: frame {names[t]}", fontsize=10)
         ax.set_axis_off()
     fig.suptitle(f"{sequence}: scribbles over the ground truth", fontsize=11)
-    fig.tight_layout(h_pad=1.5)
     return fig
