@@ -12,6 +12,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
@@ -61,9 +62,17 @@ class _Job:
     exclude_ends: bool
 
 
+@lru_cache(maxsize=1)
+def _implementation_digest() -> str:
+    """A digest of the T code itself, so a changed implementation never reuses cached values."""
+    digest = hashlib.sha256()
+    digest.update(Path(temporal.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def _key(job: _Job) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps({"format": CACHE_FORMAT, "objects": job.object_ids, "binary": job.binary,
+    digest.update(json.dumps({"format": CACHE_FORMAT, "implementation": _implementation_digest(), "objects": job.object_ids, "binary": job.binary,
                               "exclude_ends": job.exclude_ends, "frames": job.frames}).encode())
     for path in job.paths:
         digest.update(b"\0" if path is None else path.read_bytes())
