@@ -154,8 +154,10 @@ def score_sequence(job: SequenceJob) -> SequenceScores:
     j = np.full((len(object_ids), gt.shape[0]), np.nan)
     f = np.full_like(j, np.nan)
     if keep_t.size and object_ids:
-        j_part, f_part = object_frame_scores(gt[keep_t], pred[keep_t], object_ids,
-                                             void=None if void is None else void[keep_t], bound_th=params.bound_th)
+        # A run of frames (the usual case: all but the first and last) is a view; fancy indexing would copy.
+        frames = slice(keep_t[0], keep_t[-1] + 1) if keep_t[-1] - keep_t[0] + 1 == keep_t.size else keep_t
+        j_part, f_part = object_frame_scores(gt[frames], pred[frames], object_ids,
+                                             void=None if void is None else void[frames], bound_th=params.bound_th)
         j[:, keep_t], f[:, keep_t] = j_part, f_part
     j[~scored] = np.nan
     f[~scored] = np.nan
