@@ -113,10 +113,16 @@ def jf_per_attribute(tidy: pd.DataFrame, dataset: AttributeSet | str = Attribute
 
     A cell is the measure's mean over the objects of the sequences that carry the
     attribute (per-object mean over frames first, as the global table does).
+    attributes: a table of your own (index: sequence; one bool column per attribute)
+        instead of the shipped DAVIS one.
     Sequences absent from the attribute table are counted in ``all`` only.
     """
-    attributes = attribute_table(dataset) if attributes is None else attributes
-    codes = [c for c in attribute_names() if c in attributes.columns]
+    if attributes is None:
+        attributes = attribute_table(dataset)
+        codes = [c for c in attribute_names() if c in attributes.columns]
+    else:
+        # Any table of bool columns indexed by sequence: the DAVIS one or a dataset's own.
+        codes = [c for c in attributes.columns if attributes[c].dtype == bool and c != "eval_t"]
     data = tidy[tidy["measure"] == measure]
     if data.empty:
         raise KeyError(f"no {measure} scores in the frame")
@@ -139,5 +145,6 @@ def jf_per_attribute(tidy: pd.DataFrame, dataset: AttributeSet | str = Attribute
     table.index.name = "attribute"
     table.columns.name = "method"
     table["n_sequences"] = pd.Series(counts)
-    table.insert(0, "name", [attribute_names().get(c, "all sequences") for c in table.index])
+    names = attribute_names()
+    table.insert(0, "name", [names.get(c, c) if c != ALL_SEQUENCES else "all sequences" for c in table.index])
     return table
