@@ -2,11 +2,11 @@
 
 Each interaction:
 
-1. *Interaction*: the new scribbles become a mask of their frame. Scribble
-   pixels (drawn with a brush) are sure seeds of their object id; the method's
-   previous mask of that frame, shrunk and cleared around the new scribbles,
-   gives the other seeds (with no previous mask and no background scribble the
-   image border is background); a marker watershed on the RGB frame fills the rest.
+1. *Interaction*: the new scribbles become a mask of their frame: per object to
+   correct, GrabCut in a box around its scribbles and its previous region, its
+   scribbles (drawn with a brush) sure foreground, other ids' scribbles sure
+   background, its previous region (or a band around its scribbles) probable
+   foreground.
 2. *Propagation*: a semi-supervised method (default: the registered ``flow-warp``;
    any registered name or instance, e.g. ``stm`` later) carries that mask forward
    and backward through the sequence, up to (not into) the nearest frames that
@@ -63,40 +63,63 @@ def _resolve_propagator(propagator: str | SemiSupervisedMethod, device: str) -> 
     return method
 
 
+def _box(mask: np.ndarray, margin: float, pad: int) -> tuple[slice, slice]:
+    """The bounding box of `mask` grown by `margin` times its longer side (plus `pad` pixels) on each side."""
+    ys, xs = np.nonzero(mask)
+    dy = dx = int(margin * max(ys.max() - ys.min() + 1, xs.max() - xs.min() + 1)) + pad
+    return (slice(max(int(ys.min()) - dy, 0), int(ys.max()) + dy + 1),
+            slice(max(int(xs.min()) - dx, 0), int(xs.max()) + dx + 1))
+
+
 def scribbles_to_frame_mask(image: np.ndarray, scribble_map: np.ndarray, previous: np.ndarray | None,
-                            brush: int = 3) -> np.ndarray:
-    """One frame's id map from its scribbles (``scribble_map``: ids, -1 elsewhere) and the previous mask."""
+                            brush: int = 3, margin: float = 0.5, iterations: int = 3) -> np.ndarray:
+    """One frame's id map from its new scribbles (``scribble_map``: ids, -1 elsewhere) and the previous mask.
+
+    Per object to correct (scribbled, or whose previous region a scribble of another id
+    touches), GrabCut in a box around its scribbles and previous region: its scribbles
+    are sure foreground, other ids' scribbles sure background, its previous region
+    probable foreground (or, without one, a band around its scribbles), the rest of the
+    box probable background; outside the box the previous mask stays.
+    """
     height, width = scribble_map.shape
-    markers = np.zeros((height, width), dtype=np.int32)
     drawn = scribble_map >= 0
-    if brush > 1:
-        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (brush, brush))
-        thick = cv2.dilate((scribble_map + 1).astype(np.uint16), kernel).astype(np.int32) - 1
-        # dilation takes the largest id where brushes overlap; the thin line keeps its own id
-        thick[drawn] = scribble_map[drawn]
-        scribble_map, drawn = thick, thick >= 0
-    if previous is not None and previous.any():
-        # Previous regions seed their ids away from their borders and from the new scribbles.
-        clear_radius = max(3, int(round(0.03 * math.hypot(height, width))))
-        near = cv2.dilate(drawn.astype(np.uint8), cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (2 * clear_radius + 1, 2 * clear_radius + 1))).astype(bool)
-        shrink = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))
-        for obj in np.unique(previous):
-            core = cv2.erode((previous == obj).astype(np.uint8), shrink).astype(bool) & ~near
-            markers[core] = int(obj) + 1
-    else:
-        background = np.zeros((height, width), dtype=bool)
-        background[[0, -1], :] = True
-        background[:, [0, -1]] = True
-        markers[background & ~drawn] = 1
-    markers[drawn] = scribble_map[drawn] + 1
-    labels = cv2.watershed(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR), markers)
-    # Watershed lines (-1) take the largest neighbouring label.
-    lines = labels < 0
-    if lines.any():
-        grown = cv2.dilate(np.where(lines, 0, labels).astype(np.float32), np.ones((3, 3), np.uint8))
-        labels = np.where(lines, grown.astype(np.int32), labels)
-    return np.clip(labels - 1, 0, 255).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (brush, brush))
+    band = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3 * brush, 3 * brush))
+    out = np.zeros((height, width), np.uint8) if previous is None else previous.astype(np.uint8).copy()
+    near_scribble = cv2.dilate(drawn.astype(np.uint8), band).astype(bool)
+    targets = {int(o) for o in np.unique(scribble_map[drawn]) if o > 0}
+    if previous is not None:
+        targets |= {int(o) for o in np.unique(previous[near_scribble]) if o > 0}
+    bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+    for obj in sorted(targets):
+        own = cv2.dilate((scribble_map == obj).astype(np.uint8), kernel).astype(bool)
+        others = drawn & (scribble_map != obj)
+        before = out == obj
+        # GrabCut runs on the box grown again by its size, whose outer ring is sure
+        # background: colour samples of the surroundings for its background model.
+        inner_rows, inner_cols = _box(own | before, margin, 2 * brush)
+        ring = np.zeros((height, width), bool)
+        ring[inner_rows, inner_cols] = True
+        rows, cols = _box(ring, 0.5, 0)
+        gc = np.where(ring[rows, cols], cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
+        if before.any():
+            gc[before[rows, cols]] = cv2.GC_PR_FGD
+        else:
+            gc[cv2.dilate(own.astype(np.uint8), band).astype(bool)[rows, cols]] = cv2.GC_PR_FGD
+        gc[others[rows, cols]] = cv2.GC_BGD
+        gc[own[rows, cols]] = cv2.GC_FGD
+        crop = np.ascontiguousarray(bgr[rows, cols])
+        try:
+            cv2.grabCut(crop, gc, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
+        except cv2.error:   # one class only in the box: keep the seeds as they are
+            pass
+        fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & ring[rows, cols]
+        region = out[rows, cols]
+        region[before[rows, cols] & ~fg] = 0
+        region[fg] = obj
+    for obj in np.unique(scribble_map[drawn]):   # scribbled pixels always take their id
+        out[cv2.dilate((scribble_map == obj).astype(np.uint8), kernel).astype(bool)] = int(obj)
+    return out
 
 
 class ScribblePropagation(InteractiveMethod):
