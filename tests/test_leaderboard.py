@@ -220,3 +220,27 @@ def test_leaderboard_command_needs_something_to_rank(tmp_path):
     with pytest.raises(InputError, match="measure"):
         parse_measures("J,Q")
     assert parse_measures("T") == parse_measures("J,F,T")
+
+
+def test_run_folders_join_the_leaderboard_beside_recorded_runs(tmp_path):
+    import vosbench
+    from tiny_davis import moving_boxes, write_davis, write_sequence
+
+    gt = {f"s{k}": moving_boxes(8, 32, 40, n_objects=2, seed=k) for k in range(3)}
+    write_davis(tmp_path / "gt", gt)
+    run = tmp_path / "runs" / "shifted"
+    for name, masks in gt.items():
+        write_sequence(run / "masks" / name, np.roll(masks, 2, axis=1))
+    (run / "run.json").write_text(json.dumps({"method": "shifted", "device": "cpu", "seconds_per_frame": 0.02,
+                                              "options": {"shift": 2}, "masks_dir": str(run / "masks")}))
+    board = tmp_path / "boards"
+    record_run(FakeRecord(dataset="davis2017"), make_result([[0.5] * 4]), board)
+    build = build_leaderboard(tmp_path / "gt", dataset="davis2017", runs=[run], measures=["J", "F"],
+                              leaderboard_dir=board)
+    table = build.table.set_index("method")
+    expected = vosbench.evaluate(tmp_path / "gt", run / "masks", dataset="davis2017", cache=False).summary
+    for column, value in expected.items():
+        assert table.at["shifted", column] == pytest.approx(value)
+    assert table.at["shifted", "source"] == Source.THIS_RUN.value and table.at["shifted", "device"] == "cpu"
+    assert json.loads(table.at["shifted", "options"]) == {"shift": 2}
+    assert "flow-warp" in table.index  # the row recorded by `vosbench run` is kept
