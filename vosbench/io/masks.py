@@ -92,7 +92,7 @@ def _unfilter(rows: np.ndarray) -> np.ndarray | None:
     kinds = rows[:, 0]
     data = rows[:, 1:]
     if not kinds.any():
-        return np.ascontiguousarray(data)
+        return data  # a read-only view; callers copy it once, into wherever it goes
     if int(kinds.max()) > 2:
         return None
     out = np.array(data)
@@ -217,7 +217,23 @@ def read_mask(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
 
     Raises InputError naming the file when it is missing or cannot be decoded.
     """
-    path = Path(path)
+    return np.ascontiguousarray(_read_ids(Path(path), binary))
+
+
+def read_mask_into(path: str | os.PathLike, out: np.ndarray, binary: bool = False) -> tuple[int, int]:
+    """Decode one mask straight into `out` (an ``(H, W) uint8`` slot of a stack) and return its shape.
+
+    When the mask's shape differs from ``out.shape`` nothing is written: the caller
+    reports the mismatch in its own words. Spares a copy and an allocation per frame.
+    """
+    ids = _read_ids(Path(path), binary)
+    if ids.shape == out.shape:
+        np.copyto(out, ids)
+    return ids.shape
+
+
+def _read_ids(path: Path, binary: bool) -> np.ndarray:
+    """The ids of one mask file, possibly a read-only or strided view."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -239,7 +255,7 @@ def read_mask(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
                          "Re-write the file as a PNG mask; it may be truncated or not an image.") from None
     if binary:
         ids = (ids != 0).view(np.uint8)
-    return np.ascontiguousarray(ids)
+    return ids
 
 
 def read_mask_stack(paths: Sequence[str | os.PathLike], binary: bool = False) -> np.ndarray:
@@ -250,12 +266,11 @@ def read_mask_stack(paths: Sequence[str | os.PathLike], binary: bool = False) ->
     stack = np.empty((len(paths),) + first.shape, dtype=np.uint8)
     stack[0] = first
     for t, path in enumerate(paths[1:], start=1):
-        mask = read_mask(path, binary=binary)
-        if mask.shape != first.shape:
-            raise InputError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but {paths[0]} is "
+        shape = read_mask_into(path, stack[t], binary=binary)
+        if shape != first.shape:
+            raise InputError(path, f"mask is {shape[1]}x{shape[0]} but {paths[0]} is "
                                    f"{first.shape[1]}x{first.shape[0]}.",
                              "Write every mask of a sequence at the size of its frames.")
-        stack[t] = mask
     return stack
 
 

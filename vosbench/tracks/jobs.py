@@ -8,7 +8,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from vosbench.errors import InputError
-from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_stack
+from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_into, read_mask_stack
 from vosbench.metrics.frames import object_frame_scores, pairwise_frame_scores
 from vosbench.tracks.params import EvalParams, Track
 from vosbench.tracks.result import SequenceScores
@@ -35,12 +35,10 @@ def _read_predictions(job: SequenceJob, shape: tuple[int, int]) -> np.ndarray:
     for t, path in enumerate(job.pred_paths):
         if path is None:
             continue
-        mask = read_mask(path, binary=job.binary)
-        if mask.shape != shape:
-            raise InputError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the ground truth is "
-                                   f"{shape[1]}x{shape[0]}.",
+        got = read_mask_into(path, pred[t], binary=job.binary)
+        if got != shape:
+            raise InputError(path, f"mask is {got[1]}x{got[0]} but the ground truth is {shape[1]}x{shape[0]}.",
                              "Write masks at the ground truth's resolution (resize with nearest neighbour).")
-        pred[t] = mask
     return pred
 
 
