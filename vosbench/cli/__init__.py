@@ -14,7 +14,7 @@ import sys
 from vosbench.errors import VosbenchError
 
 # Sub-command modules, in the order `vosbench --help` lists them.
-COMMANDS = ["evaluate", "validate", "interactive", "leaderboard", "report"]
+COMMANDS = ["run", "train", "generate", "evaluate", "validate", "interactive", "leaderboard", "report"]
 
 log = logging.getLogger("vosbench")
 
