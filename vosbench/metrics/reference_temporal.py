@@ -232,7 +232,7 @@ def _inside(point, polygon) -> bool:
 
 
 def reference_mask_contours(mask: np.ndarray) -> list[np.ndarray]:
-    """All simplified contours as ``(x, y)`` int arrays, in the official order (see `temporal.mask_contours`)."""
+    """All simplified contours as ``(row, column)`` int arrays, in the official order (see `temporal.mask_contours`)."""
     mask = np.asarray(mask, dtype=bool)
     pieces, positions = reference_pieces(mask)
     curves = reference_join(pieces, len(positions))
@@ -259,14 +259,15 @@ def reference_mask_contours(mask: np.ndarray) -> list[np.ndarray]:
         if (total > 0) == is_hole:
             simple = simple[::-1]
         if len(simple) > 3:
-            out.append(np.array([(int(y) // 2, int(x) // 2) for x, y in simple], dtype=np.int64))
+            out.append(np.array([(int(x) // 2, int(y) // 2) for x, y in simple], dtype=np.int64))
     return out
 
 
 def reference_longest_contour(mask: np.ndarray):
+    """The first contour with the most points."""
     best = None
     for c in reference_mask_contours(mask):
-        if best is None or c.shape[0] >= best.shape[0]:
+        if best is None or c.shape[0] > best.shape[0]:
             best = c
     return best
 
@@ -274,25 +275,24 @@ def reference_longest_contour(mask: np.ndarray):
 # --------------------------------------------------------------------------- descriptors
 
 def reference_upsample(contour, step: float = UPSAMPLE_STEP) -> np.ndarray:
-    pts = [(np.float32(x), np.float32(y)) for x, y in contour]
+    pts = [(float(x), float(y)) for x, y in contour]
     out = [pts[0]]
-    th = np.float32(step)
     for (x0, y0), (x1, y1) in zip(pts[:-1], pts[1:]):
-        dx, dy = np.float32(x1 - x0), np.float32(y1 - y0)
-        length = np.float32(math.sqrt(float(dx * dx + dy * dy)))
-        if length > th:
-            parts = int(math.ceil(float(np.float32(length / th))))
-            vx, vy = np.float32(dx / np.float32(parts)), np.float32(dy / np.float32(parts))
+        dx, dy = x1 - x0, y1 - y0
+        length = math.sqrt(dx * dx + dy * dy)
+        if length > step:
+            parts = math.ceil(length / step)
+            vx, vy = dx / parts, dy / parts
             cx, cy = out[-1]
             for _ in range(parts - 1):
-                cx, cy = np.float32(cx + vx), np.float32(cy + vy)
+                cx, cy = cx + vx, cy + vy
                 out.append((cx, cy))
         out.append((x1, y1))
-    return np.array(out, dtype=np.float32)
+    return np.array(out, dtype=np.float64)
 
 
 def reference_shape_context(points) -> np.ndarray:
-    pts = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float32)]
+    pts = [(float(x), float(y)) for x, y in np.asarray(points, dtype=np.float64)]
     n = len(pts)
     dist = [[math.sqrt((pts[j][0] - pts[i][0]) ** 2 + (pts[j][1] - pts[i][1]) ** 2) for j in range(n)]
             for i in range(n)]

@@ -2,25 +2,34 @@
 
 T measures how much the shape of a segmentation jitters from one frame to the
 next: the outer contour of each frame's mask is matched to the contour of the
-next frame's mask by shape-context descriptors and dynamic time warping, and the
-average cost of the matched points is the (in)stability of that frame pair.
-Lower is better. T uses the **result masks only**, never the ground truth.
+previous frame's mask by shape-context descriptors and dynamic time warping,
+and the average cost of the matched points is the (in)stability of that frame.
+Lower is better. T looks at the **result masks only**; the one exception is
+the first evaluated frame, which the leaderboard compares with the ground truth
+of frame 0 (`temporal_stability`'s ``first_reference``).
 
-The pipeline follows the DAVIS 2016 evaluation code step by step, because every
-step changes the number (the set of contour points decides the descriptors):
+The pipeline follows the DAVIS evaluation code step by step, because every
+step changes the number (the set of contour points decides the descriptors).
+Where the DAVIS MATLAB toolkit (which produced the leaderboard) and the DAVIS
+2016 Python package differ, the MATLAB behaviour is used; the differences are
+noted below. Checked on the published masks of 7 methods: every leaderboard T
+is reproduced within 0.002 (see tests/test_temporal.py).
 
 1. **Contours** (`mask_contours`). The mask boundary is traced on the crack grid
    (pixel corners), split into pieces at the corners where four boundary edges
    meet (two pixels touching diagonally), and the pieces are joined into closed
    non-self-crossing curves, turning (never going straight) at such corners.
-   Each curve is simplified by Douglas-Peucker with a pre-pass that drops
-   points closer than the tolerance to the previous kept point (0.1 then 3
-   half-pixels, so 1.5 px), oriented with the foreground on its right, halved to
-   pixel units, and dropped when it has three points or fewer.
-2. **The longest curve** (most points; the last one on ties) is kept, as ``(x, y)``
-   points, closed (first point repeated at the end).
+   Each curve is simplified by psimpl's Douglas-Peucker (a pre-pass drops
+   points closer than the tolerance to the previous kept point) with 0.1 then
+   3 half-pixels (1.5 px), oriented with the foreground on its right, halved to
+   pixel units, and dropped when it has three points or fewer (a single pixel
+   or a 2x2 block has no contour).
+2. **The longest curve** (most points; the first one on ties -- the Python
+   package takes the last) is kept as ``(row, column)`` points (the Python
+   package swaps them to ``(x, y)``, which mirrors the angle bins), closed.
 3. **Upsampling** (`upsample_contour`): every segment longer than 3 px is cut into
-   ``ceil(length / 3)`` equal steps, accumulated in float32.
+   ``ceil(length / 3)`` equal steps, accumulated in double precision (float32 in
+   the Python package).
 4. **Shape context** (`shape_context`): for every point, a 12 angle x 5
    log-radius histogram of the other points (itself included) closer than twice
    the mean pairwise distance, the inner radius being 1/8 of it.
@@ -31,26 +40,25 @@ step changes the number (the set of contour points decides the descriptors):
    code runs Dijkstra on that grid; a dynamic programme finds the same path).
    The matrix is then rolled so that the cheapest cell of that path becomes the
    last cell, the path is found again, and made one-to-one: for each point of
-   the first contour keep its cheapest pair, then for each point of the second.
-   The frame-pair value is the mean cost of those pairs.
-7. **Sequence**: the official benchmark multiplies each frame-pair value by 5
-   (``T_SCALE``), evaluates the pairs of consecutive frames among frames
-   ``1 .. n-2`` (first and last frame dropped, as for J and F), gives NaN to a pair
-   where either mask has no contour, and takes the NaN-ignoring mean. The dataset
-   T is the NaN-ignoring mean over the sequences whose ``eval_t`` flag is true in
-   DAVIS 2016's ``db_info.yml`` (occluded sequences are excluded) -- see
-   `dataset_t`.
+   the first (previous) contour keep its cheapest pair, then for each point of
+   the second. The frame's value is the mean cost of those pairs.
+7. **Sequence** (`temporal_stability`): frames 1 .. n-2 are evaluated (first and
+   last dropped, as for J and F), each against the frame before it; a frame is
+   NaN when either mask has no contour; the sequence T is 5 (``T_SCALE``) times
+   the NaN-ignoring mean. The dataset T (`dataset_t`) is the NaN-ignoring mean
+   over the sequences whose ``eval_t`` flag is true in DAVIS 2016's
+   ``db_info.yml`` (10 of the 20 val sequences; heavily occluded ones are left out).
 
 `vosbench.metrics.reference_temporal` holds slow, literal versions of the
-tracing, the Douglas-Peucker step, the descriptors and the matching that the
-tests compare these fast ones against.
+tracing, the simplification, the descriptors and the matching that the tests
+compare these fast ones against.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -138,12 +146,10 @@ class _CrackGraph:
         self.pred = pred.tolist()
         self.is_junction = is_junction
 
-    def edge_at(self, kind: str, r: int, c: int) -> int:
-        """Compact id of the vertical ('v') or horizontal ('h') boundary edge at (r, c)."""
-        if kind == "v":
-            gid = r * (self.w + 1) + c
-            k = int(np.searchsorted(self.vert_ids, gid))
-            return k
+    def edge_at(self, vertical: bool, r: int, c: int) -> int:
+        """Compact id of the vertical or horizontal boundary edge at (r, c)."""
+        if vertical:
+            return int(np.searchsorted(self.vert_ids, r * (self.w + 1) + c))
         gid = r * self.w + c
         return self.n_vert + int(np.searchsorted(self.horz_ids, gid))
 
@@ -179,8 +185,8 @@ def _trace_pieces(graph: _CrackGraph) -> tuple[list[_Piece], np.ndarray]:
         r, c = int(jr[k]), int(jc[k])
         corner = r * cw + c
         # Pop order of the pushed (right, down, left, up) edges: up, left, down, right.
-        for kind, er, ec in (("v", r - 1, c), ("h", r, c - 1), ("v", r, c), ("h", r, c)):
-            e = graph.edge_at(kind, er, ec)
+        for vertical, er, ec in ((True, r - 1, c), (False, r, c - 1), (True, r, c), (False, r, c)):
+            e = graph.edge_at(vertical, er, ec)
             if visited[e]:
                 continue
             forward = int(tail[e]) == corner
