@@ -291,3 +291,12 @@ def test_report_cli_writes_the_page(tiny, results, tmp_path):
     text = (tmp_path / "page" / "index.html").read_text()
     check_page(text)
     assert "worse" in text and "good" in text
+
+
+def test_t_is_averaged_over_the_sequences_asked_for():
+    rows = [("m", s, 1, f, "T", v) for s, v in (("kept", 0.2), ("dropped", 0.8)) for f in (2, 3)]
+    rows += [("m", s, 1, f, measure, 0.5) for s in ("kept", "dropped") for f in (1, 2, 3) for measure in ("J", "F")]
+    tidy = pd.DataFrame(rows, columns=reports.TIDY_COLUMNS)
+    assert summary_table(tidy).loc["m", "T-Mean"] == pytest.approx(0.5)
+    assert summary_table(tidy, t_sequences=["kept"]).loc["m", "T-Mean"] == pytest.approx(0.2)
+    assert summary_table(tidy, t_sequences=["kept"]).loc["m", "J-Mean"] == pytest.approx(0.5)

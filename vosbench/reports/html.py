@@ -55,6 +55,22 @@ def _figure_section(title: str, fig: Any, note: str = "") -> str:
     return "\n".join(parts)
 
 
+def _t_sequences(tidy: pd.DataFrame, attributes: Any) -> list[str] | None:
+    """The sequences T counts over: all but those the attribute table flags ``eval_t`` false (DAVIS 2016)."""
+    from vosbench.reports.attributes import attribute_table
+
+    if "T" not in set(tidy["measure"]):
+        return None
+    try:
+        table = attributes if isinstance(attributes, pd.DataFrame) else attribute_table(attributes)
+    except (InputError, ValueError):
+        return None
+    if "eval_t" not in table:
+        return None
+    excluded = set(table.index[~table["eval_t"].astype(bool)])
+    return [s for s in tidy["sequence"].unique() if s not in excluded]
+
+
 def most_different_sequence(tidy: pd.DataFrame, measure: str = "J&F") -> str | None:
     """The sequence on which the methods' scores spread most (the best one to plot over time)."""
     from vosbench.reports.tables import sequence_table
@@ -92,9 +108,10 @@ def render_html_report(tidy: pd.DataFrame, *, title: str = "vosbench report",
                     "<em>published figures, quoted</em> = copied from the official leaderboard.</p>")
         body.append(_table_html(shown, index=False))
     if len(tidy):
-        summary = summary_table(tidy)
+        summary = summary_table(tidy, _t_sequences(tidy, attributes))
         body.append('<p class="note">The runs of this report, computed here from their per-frame scores '
-                    "(each statistic per object over its frames, then the mean over objects).</p>")
+                    "(each statistic per object over its frames, then the mean over objects; T over the "
+                    "sequences the dataset marks for it).</p>")
         body.append(_table_html(summary))
 
     if len(tidy):

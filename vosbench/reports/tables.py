@@ -229,9 +229,16 @@ def object_table(tidy: pd.DataFrame, measures: Sequence[str] = ("J", "F")) -> pd
     return table.sort_values(keys).reset_index(drop=True)
 
 
-def summary_table(tidy: pd.DataFrame) -> pd.DataFrame:
-    """One row per method: the official global statistics (each a mean over objects)."""
+def summary_table(tidy: pd.DataFrame, t_sequences: Iterable[str] | None = None) -> pd.DataFrame:
+    """One row per method: the official global statistics (each a mean over objects).
+
+    t_sequences: the sequences T is averaged over (DAVIS 2016 leaves out those whose
+        ``eval_t`` is false: `vosbench.reports.eval_t_sequences()`); default all.
+    """
     objects = object_table(tidy)
+    if t_sequences is not None and "T-Mean" in objects:
+        keep = objects["sequence"].isin(set(t_sequences))
+        objects.loc[~keep, "T-Mean"] = np.nan
     columns = [c for c in objects.columns if c not in ("method", "sequence", "object")]
     table = objects.groupby("method", sort=False)[columns].mean()
     if {"J-Mean", "F-Mean"} <= set(table.columns):
