@@ -1,0 +1,108 @@
+"""`vosbench run`: segment a dataset with a registered method, score it, record a leaderboard row.
+
+Without --gt it runs on the embedded synthetic dataset (generated on first use),
+so the first run needs no download.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+from vosbench.errors import VosbenchError
+from vosbench.io.atomic import atomic_write
+from vosbench.io.factory import DatasetKind, open_dataset
+from vosbench.tracks.params import Track
+
+log = logging.getLogger(__name__)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="segment a dataset with a method, score it, record a leaderboard row",
+        description="Run a registered method over a dataset (masks written as DAVIS palette PNGs), score the "
+                    "masks under the official protocol, print the table, write the CSVs and run.json, and "
+                    "record the row in the leaderboard. An interrupted run resumes where it stopped. Without "
+                    "--gt it runs on the embedded synthetic dataset.")
+    parser.add_argument("--method", required=True, help="registered method, e.g. flow-warp")
+    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
+    parser.add_argument("--dataset", type=DatasetKind, choices=[k for k in DatasetKind if k is not DatasetKind.FOLDER],
+                        default=None, help="dataset kind of --gt (default davis2017)")
+    parser.add_argument("--gt", type=Path, default=None,
+                        help="dataset root holding Annotations/ (default: the embedded synthetic dataset)")
+    parser.add_argument("--split", default="val")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--resolution", default="480p", choices=["480p", "240p", "Full-Resolution"],
+                        help="which Annotations/JPEGImages resolution folder to use")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run folder (default: runs/<method>-<dataset>-<split>-<track>); masks go to <out>/masks")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the embedded synthetic dataset")
+    parser.add_argument("--jobs", type=int, default=1, help="processes for scoring (-1: all cores)")
+    parser.add_argument("--weights", type=Path, default=None, help="weights file for methods that take one")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch/OpenCV threads (default: OMP_NUM_THREADS, else one per core)")
+    parser.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"),
+                        help="where the leaderboard row is recorded (default: ./leaderboards)")
+    parser.add_argument("--restart", dest="resume", action="store_false",
+                        help="segment every sequence again instead of resuming a finished or interrupted run")
+    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.set_defaults(func=run)
+
+
+def _open(args: argparse.Namespace):
+    """The dataset and its name in file names and leaderboards."""
+    unsupervised = args.track is Track.UNSUPERVISED
+    if args.gt is None:
+        if args.dataset not in (None, DatasetKind.DAVIS2017):
+            raise VosbenchError(f"--dataset {args.dataset.value} needs --gt ROOT, the folder holding Annotations/ "
+                                "(without --gt the embedded synthetic dataset is used).")
+        from vosbench.io.synthetic import default_dataset_root
+
+        root = default_dataset_root(seed=args.seed)
+        dataset = open_dataset(DatasetKind.DAVIS2017, root, split=args.split, resolution=args.resolution,
+                               unsupervised=unsupervised)
+        name = "synthetic" if args.seed == 0 else f"synthetic-seed{args.seed}"
+        return dataset, name
+    kind = args.dataset or DatasetKind.DAVIS2017
+    dataset = open_dataset(kind, args.gt, split=args.split, resolution=args.resolution, unsupervised=unsupervised)
+    return dataset, kind.value
+
+
+def run(args: argparse.Namespace) -> int:
+    import cv2
+
+    from vosbench.methods.device import configure_threads, resolve_device
+    from vosbench.methods.registry import load_method
+    from vosbench.methods.runner import segment_dataset
+    from vosbench.reports.leaderboard import record_run
+    from vosbench.tracks import EvalParams, evaluate_dataset
+
+    dataset, dataset_name = _open(args)
+    device = resolve_device(args.device)
+    threads = configure_threads(args.threads)
+    cv2.setNumThreads(threads)
+    options = {"weights": str(args.weights)} if args.weights is not None else {}
+    method = load_method(args.method, device=device, **options)
+
+    out = args.out or Path("runs") / f"{args.method}-{dataset_name}-{args.split}-{args.track.value}"
+    masks = out / "masks"
+    log.info("%s on %s (%s, %d threads) -> %s", args.method, dataset.describe(), device, threads, masks)
+    record = segment_dataset(method, dataset, masks, track=args.track, resume=args.resume, progress=args.progress)
+    record = replace(record, dataset=dataset_name, split=args.split, resolution=args.resolution)
+
+    params = EvalParams.official(args.track, youtubevos=args.dataset is DatasetKind.YOUTUBEVOS)
+    result = evaluate_dataset(dataset, masks, params, jobs=args.jobs, progress=args.progress, split=args.split,
+                              cache_dir=out / ".vosbench-cache")
+    print(result.format_table())
+    print(f"\n{record.method}: J&F-Mean {result.summary['J&F-Mean']:.3f}, {record.seconds_per_frame:.4f} s/frame "
+          f"({record.n_frames} frames, {record.seconds:.1f} s) on {record.device}")
+    paths = result.write(out)
+    run_json = dict(record.to_dict(), summary=result.summary, protocol=params.to_dict(),
+                    protocol_text=params.describe(), gt=str(dataset.root))
+    atomic_write(out / "run.json", json.dumps(run_json, indent=1, allow_nan=True) + "\n")
+    board = record_run(record, result, args.leaderboard_dir)
+    log.info("wrote %s, %s; leaderboard row in %s", ", ".join(str(p) for p in paths.values()), out / "run.json",
+             board)
+    return 1 if result.skipped else 0

@@ -1,0 +1,257 @@
+"""Run a method over a dataset: masks in the DAVIS layout, timing, and resuming an interrupted run.
+
+Masks go to ``out_dir/<sequence>/<frame>.png`` (palette PNGs of object ids), each
+written atomically. A sequence counts as done only when its completion marker
+``out_dir/<sequence>/.vosbench-done.json`` exists; the marker is written after
+the sequence's last mask and records the method, its options and the time the
+method took, so that
+
+* a re-run skips finished sequences and says so, and recomputes the others;
+* masks of a different method or different options are never silently reused.
+
+Timing covers only the method's own work (producing each mask, which includes
+reading the frames it asks for), not writing the PNGs.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vosbench.errors import VosbenchError
+from vosbench.io.atomic import atomic_write
+from vosbench.io.datasets import Dataset
+from vosbench.io.masks import VOID_LABEL, write_mask
+from vosbench.methods.base import LazyFrames, Method, Video
+from vosbench.tracks.params import Track
+
+log = logging.getLogger(__name__)
+
+MARKER_NAME = ".vosbench-done.json"
+MARKER_FORMAT = 1
+
+
+@dataclass
+class RunRecord:
+    """What one run of a method over a dataset did, for run.json and the leaderboards."""
+
+    method: str
+    track: str
+    dataset: str
+    split: str
+    resolution: str
+    device: str
+    n_sequences: int
+    n_frames: int
+    n_objects: int
+    seconds: float
+    seconds_per_frame: float
+    masks_dir: str
+    started: str
+    vosbench_version: str
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _jsonable(value: Any) -> Any:
+    """Options as JSON: enums by value, paths and other objects by their text."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in sorted(value.items())}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "value") and isinstance(getattr(value, "value"), (str, int, float)):
+        return value.value
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def method_identity(method: Method) -> dict[str, Any]:
+    """What must match for finished masks to be reused: the method, its class and its options."""
+    cls = type(method)
+    return {"method": method.name, "class": f"{cls.__module__}.{cls.__qualname__}",
+            "options": _jsonable(method.options)}
+
+
+def _given_masks(dataset: Dataset, sequence: str, frame_names: list[str]) -> tuple[dict[int, np.ndarray], list[int]]:
+    """First-frame masks of every object (objects appearing later: on the frame they first appear).
+
+    Void (255) pixels are not an object: they become background in what the method is given.
+    """
+    index = {name: t for t, name in enumerate(frame_names)}
+    given: dict[int, np.ndarray] = {}
+    seen: set[int] = set()
+    for frame in dataset.annotated_frames(sequence):
+        mask = dataset.read_annotation(sequence, frame)
+        present = {int(i) for i in np.unique(mask)} - {0, VOID_LABEL}
+        new = sorted(present - seen)
+        if not new:
+            continue
+        introduced = np.where(np.isin(mask, new), mask, 0).astype(np.uint8)
+        given[index[frame]] = introduced
+        seen.update(new)
+    return given, sorted(seen)
+
+
+def _count_objects(dataset: Dataset, sequence: str) -> int:
+    ids: set[int] = set()
+    for frame in dataset.annotated_frames(sequence):
+        ids.update(int(i) for i in np.unique(dataset.read_annotation(sequence, frame)))
+    return len(ids - {0, VOID_LABEL})
+
+
+def _read_marker(path: Path) -> dict | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        log.warning("ignoring unreadable completion marker %s", path)
+        return None
+
+
+def _check_mask(mask: Any, shape: tuple[int, int], method: Method, sequence: str, t: int) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise VosbenchError(f"method {method.name!r} returned a mask of shape {mask.shape} for frame {t} of "
+                            f"{sequence!r}; the frames are {shape}. A method must return (H, W) id maps "
+                            f"at the frame size.")
+    if mask.dtype != np.uint8:
+        if not np.issubdtype(mask.dtype, np.integer) and mask.dtype != bool:
+            raise VosbenchError(f"method {method.name!r} returned a {mask.dtype} mask for frame {t} of "
+                                f"{sequence!r}; masks are integer object ids (uint8).")
+        if mask.size and (mask.min() < 0 or mask.max() > 255):
+            raise VosbenchError(f"method {method.name!r} returned ids outside 0..255 for frame {t} of {sequence!r}.")
+        mask = mask.astype(np.uint8)
+    return mask
+
+
+def _segment_sequence(method: Method, video: Video, out: Path) -> float:
+    """Run the method over one video, write its masks; return the seconds the method took."""
+    shape = video.size
+    n_frames = len(video.frame_names)
+    seconds = 0.0
+    produced = 0
+    iterator = iter(method.segment(video))
+    while True:
+        start = time.perf_counter()
+        try:
+            mask = next(iterator)
+        except StopIteration:
+            seconds += time.perf_counter() - start
+            break
+        seconds += time.perf_counter() - start
+        if produced >= n_frames:
+            raise VosbenchError(f"method {method.name!r} returned more masks than the {n_frames} frames of "
+                                f"{video.name!r}.")
+        mask = _check_mask(mask, shape, method, video.name, produced)
+        write_mask(out / f"{video.frame_names[produced]}.png", mask)
+        produced += 1
+    if produced != n_frames:
+        raise VosbenchError(f"method {method.name!r} returned {produced} masks for the {n_frames} frames of "
+                            f"{video.name!r}; it must return one per frame.")
+    return seconds
+
+
+def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, track: Track | str,
+                    resume: bool = True, progress: bool = True) -> RunRecord:
+    """Segment every sequence of `dataset` with `method` into `out_dir`, resuming finished sequences.
+
+    track: the protocol the method runs under; semi-supervised methods are given
+        each object's mask on the frame it first appears, unsupervised ones nothing.
+    resume: reuse sequences whose completion marker matches this method and its
+        options; False recomputes everything.
+    """
+    from vosbench import __version__
+
+    track = Track(track)
+    if track is Track.INTERACTIVE:
+        raise VosbenchError("the interactive track is run by its own session, not by segment_dataset.")
+    if method.track != track.value:
+        raise VosbenchError(f"method {method.name!r} is a {method.track} method; it cannot run the "
+                            f"{track.value} track.")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    identity = method_identity(method)
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    sequences = dataset.sequence_names()
+    frame_lists = {seq: dataset.frame_names(seq) for seq in sequences}
+
+    done: dict[str, dict] = {}
+    for seq in sequences:
+        marker = _read_marker(out / seq / MARKER_NAME)
+        if marker is None:
+            continue
+        if not resume:
+            continue
+        same = (marker.get("format") == MARKER_FORMAT and marker.get("identity") == identity
+                and marker.get("track") == track.value and marker.get("frames") == frame_lists[seq])
+        if same:
+            done[seq] = marker
+        else:
+            log.warning("%s: masks there were made by %s %s (track %s); recomputing them with %s %s",
+                        out / seq, marker.get("identity", {}).get("method", "?"),
+                        json.dumps(marker.get("identity", {}).get("options", {})), marker.get("track", "?"),
+                        identity["method"], json.dumps(identity["options"]))
+    todo = [seq for seq in sequences if seq not in done]
+    if done:
+        log.info("resuming: %d of %d sequences already segmented by %s in %s; segmenting the remaining %d%s",
+                 len(done), len(sequences), method.name, out, len(todo),
+                 f" ({', '.join(todo)})" if todo else "")
+
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=sum(len(frame_lists[s]) for s in todo), desc=method.name, unit="frame", leave=False)
+    seconds = sum(float(m["seconds"]) for m in done.values())
+    n_objects = sum(int(m["n_objects"]) for m in done.values())
+    try:
+        for seq in todo:
+            folder = out / seq
+            # A stale or partial sequence: drop its marker first, so a crash now leaves it unfinished.
+            (folder / MARKER_NAME).unlink(missing_ok=True)
+            if folder.is_dir():
+                for old in folder.glob("*.png"):
+                    old.unlink()
+            folder.mkdir(parents=True, exist_ok=True)
+            frames = frame_lists[seq]
+            if track is Track.SEMI:
+                given, object_ids = _given_masks(dataset, seq, frames)
+                count = len(object_ids)
+            else:
+                given, object_ids = {}, []
+                count = _count_objects(dataset, seq)
+            reader = (lambda name, _seq=seq: dataset.read_frame(_seq, name))
+            video = Video(name=seq, frames=LazyFrames(reader, frames), frame_names=list(frames),
+                          given_masks=given, object_ids=object_ids)
+            if bar is not None:
+                bar.set_postfix_str(seq)
+            took = _segment_sequence(method, video, folder)
+            atomic_write(folder / MARKER_NAME, json.dumps({
+                "format": MARKER_FORMAT, "identity": identity, "track": track.value, "frames": list(frames),
+                "seconds": took, "n_objects": count, "device": str(method.device),
+                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=1) + "\n")
+            seconds += took
+            n_objects += count
+            if bar is not None:
+                bar.update(len(frames))
+            log.debug("%s: %d frames in %.3f s", seq, len(frames), took)
+    finally:
+        if bar is not None:
+            bar.close()
+    n_frames = sum(len(frame_lists[s]) for s in sequences)
+    return RunRecord(
+        method=method.name, track=track.value, dataset=dataset.name, split=str(getattr(dataset, "split", "")),
+        resolution=str(getattr(dataset, "resolution", "")), device=str(method.device), n_sequences=len(sequences),
+        n_frames=n_frames, n_objects=n_objects, seconds=seconds,
+        seconds_per_frame=seconds / n_frames if n_frames else float("nan"), masks_dir=str(out), started=started,
+        vosbench_version=__version__, options=_jsonable(method.options))
