@@ -252,8 +252,11 @@ def _join_pieces(pieces: list[_Piece], n_junctions: int) -> list[tuple[int, np.n
         curves.append((junction, np.concatenate(parts)))
         return walk[-1][1] if walk else -1
 
+    top = n_junctions                 # junctions only leave `remaining`, so its maximum only decreases
     while remaining:
-        junction = max(remaining)
+        while top not in remaining:
+            top -= 1
+        junction = top
         idx = min(remaining[junction])
         take(junction, idx)
         walk = [(junction, idx)]
