@@ -71,7 +71,8 @@ def sequence_bars(tidy: pd.DataFrame, measure: str = "J&F", methods: Sequence[st
     """Per-sequence bars of a measure (mean over frames, then objects), one colour per method."""
     methods = _methods(tidy, methods)
     table = sequence_table(tidy, measure)[methods]
-    fig = Figure(figsize=(max(6.0, 0.25 * len(table) * max(len(methods), 1) + 2), 4.2))
+    # Wide enough for the bars, but no wider than a page shows at a readable size.
+    fig = Figure(figsize=(min(13.0, max(6.0, 0.25 * len(table) * max(len(methods), 1) + 2)), 4.4))
     ax = fig.add_subplot()
     _grouped_bars(ax, table, methods, method_colours(list(dict.fromkeys(tidy["method"]))))
     ax.set_ylim(0, 1)
