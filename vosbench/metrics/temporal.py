@@ -414,7 +414,7 @@ def _raw_curves(mask: np.ndarray) -> list[np.ndarray]:
 
 
 def _finish_curve(mask: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """Simplify, orient (outer curves clockwise on screen, holes the other way), halve, swap to (x, y)."""
+    """Simplify, orient (outer curves clockwise on screen, holes the other way), halve to (row, column)."""
     # A curve whose foreground lies on its right is an outer boundary when it turns
     # clockwise on screen, a hole otherwise (the official code sorts holes by nesting).
     signed = _clockwise_total(corners)
@@ -739,7 +739,9 @@ def temporal_stability(masks: np.ndarray | Sequence[np.ndarray],
 
     masks: ``(T, H, W)`` result masks of **every** frame of the sequence, in
         order; any non-zero value is foreground. A list of ``(H, W)`` arrays
-        works too; only the evaluated frames are read.
+        works too; only the evaluated frames are read, so with `exclude_ends`
+        the first and last entries may be None (a method that writes no mask
+        for frame 0 loses nothing).
     first_reference: the ground-truth mask of the first frame. The official
         leaderboard (DAVIS MATLAB toolkit, ``eval_sequence``) compares the
         first evaluated frame with it; None leaves that frame NaN, as the
