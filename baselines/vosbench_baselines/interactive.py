@@ -72,7 +72,8 @@ def _box(mask: np.ndarray, margin: float, pad: int) -> tuple[slice, slice]:
 
 
 def scribbles_to_frame_mask(image: np.ndarray, scribble_map: np.ndarray, previous: np.ndarray | None,
-                            brush: int = 3, margin: float = 0.5, iterations: int = 3) -> np.ndarray:
+                            brush: int = 3, margin: float = 0.5, iterations: int = 3,
+                            work_size: int = 240) -> np.ndarray:
     """One frame's id map from its new scribbles (``scribble_map``: ids, -1 elsewhere) and the previous mask.
 
     Per object to correct (scribbled, or whose previous region a scribble of another id
@@ -101,19 +102,33 @@ def scribbles_to_frame_mask(image: np.ndarray, scribble_map: np.ndarray, previou
         ring = np.zeros((height, width), bool)
         ring[inner_rows, inner_cols] = True
         rows, cols = _box(ring, 0.5, 0)
-        gc = np.where(ring[rows, cols], cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
-        if before.any():
-            gc[before[rows, cols]] = cv2.GC_PR_FGD
-        else:
-            gc[cv2.dilate(own.astype(np.uint8), band).astype(bool)[rows, cols]] = cv2.GC_PR_FGD
-        gc[others[rows, cols]] = cv2.GC_BGD
-        gc[own[rows, cols]] = cv2.GC_FGD
-        crop = np.ascontiguousarray(bgr[rows, cols])
+        probable = before if before.any() else cv2.dilate(own.astype(np.uint8), band).astype(bool)
+        crop = bgr[rows, cols]
+        box_h, box_w = crop.shape[:2]
+        # GrabCut's cost grows with the box: large boxes are segmented at most `work_size`
+        # pixels across and the result is scaled back (seeds kept wherever they cover a pixel).
+        scale = min(1.0, work_size / max(box_h, box_w))
+        size = (max(1, round(box_w * scale)), max(1, round(box_h * scale)))
+
+        def shrink(m: np.ndarray, any_cover: bool) -> np.ndarray:
+            if scale == 1.0:
+                return m[rows, cols]
+            area = cv2.resize(m[rows, cols].astype(np.float32), size, interpolation=cv2.INTER_AREA)
+            return area > 0 if any_cover else area >= 0.5
+
+        gc = np.where(shrink(ring, False), cv2.GC_PR_BGD, cv2.GC_BGD).astype(np.uint8)
+        gc[shrink(probable, False)] = cv2.GC_PR_FGD
+        gc[shrink(others, True)] = cv2.GC_BGD
+        gc[shrink(own, True)] = cv2.GC_FGD
+        small = np.ascontiguousarray(crop if scale == 1.0 else cv2.resize(crop, size, interpolation=cv2.INTER_AREA))
         try:
-            cv2.grabCut(crop, gc, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
+            cv2.grabCut(small, gc, None, np.zeros((1, 65)), np.zeros((1, 65)), iterations, cv2.GC_INIT_WITH_MASK)
         except cv2.error:   # one class only in the box: keep the seeds as they are
             pass
-        fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)) & ring[rows, cols]
+        fg = ((gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD))
+        if scale != 1.0:
+            fg = cv2.resize(fg.astype(np.float32), (box_w, box_h), interpolation=cv2.INTER_LINEAR) >= 0.5
+        fg &= ring[rows, cols]
         region = out[rows, cols]
         region[before[rows, cols] & ~fg] = 0
         region[fg] = obj
