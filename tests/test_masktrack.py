@@ -9,7 +9,7 @@ from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
 from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask
-from vosbench_baselines.osvos import SegNet, SingleFrameTask, TrainConfig, default_weights, load_trained
+from vosbench_baselines.osvos import SegNet, SingleFrameTask, default_weights, load_trained
 
 from test_osvos import mean_j, tiny_root, tiny_video  # noqa: F401  (fixture re-used)
 
@@ -96,7 +96,7 @@ def test_the_previous_mask_steers_the_output(tiny_root):  # noqa: F811
 
 def test_training_feeds_a_deformed_mask(tiny_root):  # noqa: F811
     dataset = DavisDataset(tiny_root, year=2017, split="train")
-    task = SingleFrameTask("masktrack", TrainConfig(batch=2, crop=(48, 48), seed=0), dataset=dataset)
+    task = SingleFrameTask("masktrack", dataset, batch_size=2, seed=0, options={"crop": 48})
     before = task.net.mask_stem.weight.detach().clone()
     losses = task.step()
     assert np.isfinite(losses["loss"])

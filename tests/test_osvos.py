@@ -11,8 +11,7 @@ from vosbench.errors import InputError
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.osvos import (OSVOS, SegNet, SingleFrameTask, TrainConfig, default_weights, load_trained,
-                                      save_trained)
+from vosbench_baselines.osvos import OSVOS, SegNet, default_weights, load_trained, save_trained
 
 BENCHMARK = os.environ.get("VOSBENCH_BENCHMARK_BASELINES") == "1"
 
@@ -100,11 +99,11 @@ def test_weights_file_holds_only_what_the_encoder_package_does_not(tmp_path):
     path = tmp_path / "osvos.pt"
     save_trained(net, path, {"steps": 1})
     blob = torch.load(path, weights_only=True)
-    keys = set(blob["state"])
+    keys = set(blob["state_dict"])
     assert keys == set(net.trained_keys())
     assert not any(k.startswith(("encoder._conv_stem", "encoder._blocks.0.", "encoder._blocks.2.", "encoder._fc",
                                  "encoder._blocks.12.")) for k in keys)
-    assert all(v.dtype == torch.float16 for v in blob["state"].values() if v.is_floating_point())
+    assert all(v.dtype == torch.float16 for v in blob["state_dict"].values() if v.is_floating_point())
     fresh = SegNet().eval()
     load_trained(fresh, path)
     x = torch.rand(1, 3, 64, 64) * 255
@@ -117,27 +116,32 @@ def test_a_weights_file_of_another_network_is_refused(tmp_path):
 
     path = tmp_path / "masktrack.pt"
     save_trained(MaskTrackNet(), path, {})
-    with pytest.raises(InputError, match="SegNet"):
+    with pytest.raises(InputError, match="MaskTrackNet"):
         load_trained(SegNet(), path)
     with pytest.raises(InputError, match="does not exist"):
         load_trained(SegNet(), tmp_path / "absent.pt")
 
 
-def test_training_resumes_the_exact_sample_and_update_stream(tiny_root):
-    dataset = DavisDataset(tiny_root, year=2017, split="train")
-    config = TrainConfig(batch=2, crop=(48, 48), seed=1)
-    task = SingleFrameTask("osvos", config, dataset=dataset)
-    task.step()
-    state = {k: (v.copy() if isinstance(v, dict) else v) for k, v in task.state_dict().items()}
-    state["net"] = {k: v.clone() for k, v in state["net"].items()}
-    import copy
+def _train_config(root, out, steps, resume=False):
+    from vosbench_baselines.training import TrainConfig
 
-    state["optimizer"] = copy.deepcopy(state["optimizer"])
-    continued = task.step()
-    resumed_task = SingleFrameTask("osvos", config, dataset=dataset)
-    resumed_task.load_state_dict(state)
-    resumed = resumed_task.step()
-    assert resumed["loss"] == pytest.approx(continued["loss"], rel=1e-5)
+    return TrainConfig(data=root, out=out, dataset="davis2017", split="train", steps=steps, seed=1, resume=resume,
+                       batch_size=2, learning_rate=3e-4, checkpoint_every=1, device="cpu", threads=1,
+                       progress=False, options={"crop": 48})
+
+
+def test_training_resumes_the_exact_sample_and_update_stream(tiny_root, tmp_path):
+    straight = OSVOS.train(_train_config(tiny_root, tmp_path / "straight", steps=3))
+    OSVOS.train(_train_config(tiny_root, tmp_path / "interrupted", steps=2))
+    resumed = OSVOS.train(_train_config(tiny_root, tmp_path / "interrupted", steps=3, resume=True))
+    assert straight.steps == resumed.steps == 3
+    assert resumed.final_losses["loss"] == pytest.approx(straight.final_losses["loss"], rel=1e-4)
+    a, b = SegNet(), SegNet()
+    meta = load_trained(a, straight.weights)
+    load_trained(b, resumed.weights)
+    assert meta["steps"] == 3 and meta["method"] == "osvos"
+    for key in a.trained_keys():
+        assert torch.equal(a.state_dict()[key], b.state_dict()[key]), key
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -190,16 +190,15 @@ def test_at_most_max_objects_ids():
     assert 1 <= len({int(i) for o in outputs for i in np.unique(o) if i}) <= 5
 
 
-def test_registered_and_falls_back_without_stm():
+def test_registered_and_propagates_with_stm_when_registered():
     from vosbench.methods.registry import available_methods
 
     cls = get_method("unsupervised")
     assert cls is UnsupervisedPipeline and cls.track == "unsupervised"
-    method = cls(device="cpu")
-    if "stm" not in available_methods():
-        assert isinstance(method.propagator(), FlowWarpPropagator)
-    else:
-        assert type(method.propagator()).__name__ != "FlowWarpPropagator"
+    expected = "stm" if "stm" in available_methods() else "flow-warp"
+    assert cls(device="cpu").propagator_choice() == expected
+    assert cls(device="cpu", propagator="flow-warp").propagator_choice() == "flow-warp"
+    assert isinstance(cls(device="cpu", propagator="flow-warp").propagator(), FlowWarpPropagator)
 
 
 @pytest.mark.slow

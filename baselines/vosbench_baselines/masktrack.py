@@ -154,7 +154,8 @@ class MaskTrack(OSVOS):
             yield labels_from_logits(full, ids)
 
     @classmethod
-    def train(cls, config=None, **kwargs: Any) -> Path:
-        from vosbench_baselines.osvos import TrainConfig, train_parent
+    def train(cls, config) -> Any:
+        """`vosbench train --method masktrack`: train on single frames with deformed masks; writes <out>/final.pt."""
+        from vosbench_baselines.osvos import train_single_frame
 
-        return train_parent(cls.name, config or TrainConfig(**kwargs))
+        return train_single_frame(cls.name, config)

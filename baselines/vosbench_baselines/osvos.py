@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -207,33 +207,24 @@ class SegNet(nn.Module):
         return [k for k in self.state_dict() if not k.startswith(frozen)]
 
 
-def save_trained(net: SegNet, path: str | Path, meta: dict[str, Any]) -> None:
-    """Write the trained part of `net` in float16 (integer buffers unchanged), atomically."""
-    from vosbench.io import atomic_path
+def save_trained(net: SegNet, path: str | Path, meta: dict[str, Any]) -> Path:
+    """Write the trained part of `net` in float16 (the shared export format), atomically."""
+    from vosbench_baselines.training import export_weights
 
-    state = net.state_dict()
-    trained = {}
-    for key in net.trained_keys():
-        value = state[key].detach().cpu()
-        trained[key] = value.half() if value.is_floating_point() else value
-    with atomic_path(path, suffix=".pt") as tmp:
-        torch.save({"format": WEIGHTS_FORMAT, "network": type(net).__name__, "meta": meta, "state": trained}, tmp)
+    return export_weights(net, Path(path), {**meta, "network": type(net).__name__, "format": WEIGHTS_FORMAT},
+                          keys=net.trained_keys())
 
 
 def load_trained(net: SegNet, path: str | Path) -> dict[str, Any]:
     """Load a file written by `save_trained`: every trained key must be present with its shape."""
+    from vosbench_baselines.training import load_exported
+
     path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "weights file does not exist.",
-                         "Train the method with `vosbench train` or pass --weights with an existing file.")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not our weights file"
-        raise InputError(path, f"cannot be read as a weights file ({exc}).", "Pass a file written by vosbench train.") from None
-    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT or blob.get("network") != type(net).__name__:
-        raise InputError(path, f"is not a {type(net).__name__} weights file of format {WEIGHTS_FORMAT}.",
-                         "Pass a file written by vosbench train for this method.")
-    state, expected = blob["state"], net.state_dict()
+    state, meta = load_exported(path)
+    if meta.get("network") != type(net).__name__ or meta.get("format") != WEIGHTS_FORMAT:
+        raise InputError(path, f"holds {meta.get('network', 'another network')}'s weights, not {type(net).__name__}'s "
+                               f"(format {WEIGHTS_FORMAT}).", "Pass a weights file trained for this method.")
+    expected = net.state_dict()
     wanted = set(net.trained_keys())
     missing, unexpected = sorted(wanted - set(state)), sorted(set(state) - wanted)
     wrong = sorted(k for k in set(state) & wanted if tuple(state[k].shape) != tuple(expected[k].shape))
@@ -243,7 +234,7 @@ def load_trained(net: SegNet, path: str | Path) -> dict[str, Any]:
     merged = dict(expected)
     merged.update({k: v.to(expected[k].dtype) for k, v in state.items()})
     net.load_state_dict(merged, strict=True)
-    return dict(blob.get("meta", {}))
+    return dict(meta)
 
 
 # ----------------------------------------------------------------------------------------
@@ -394,9 +385,9 @@ class OSVOS(SemiSupervisedMethod):
             yield labels_from_logits(scores, [i for i, _ in networks])
 
     @classmethod
-    def train(cls, config: "TrainConfig | None" = None, **kwargs: Any) -> Path:
-        """Train the parent network offline (see `train_parent`)."""
-        return train_parent(cls.name, config or TrainConfig(**kwargs))
+    def train(cls, config) -> Any:
+        """`vosbench train --method osvos`: train the parent network offline; writes <out>/final.pt."""
+        return train_single_frame(cls.name, config)
 
 
 def labels_from_logits(scores: torch.Tensor, ids: list[int]) -> np.ndarray:
@@ -412,105 +403,114 @@ def labels_from_logits(scores: torch.Tensor, ids: list[int]) -> np.ndarray:
 # ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class TrainConfig:
-    """Offline training of the parent network (and of MaskTrack, which shares it)."""
-
-    data: str = "../shared/data/davis2016"
-    dataset: str = "davis2016"
-    split: str = "train"
-    out: str | None = None            # weights file; default the packaged weights/<method>.pt
-    workdir: str = "runs"             # checkpoints and logs
-    steps: int = 4000
-    batch: int = 4
-    crop: tuple[int, int] = (256, 256)
-    scale: tuple[float, float] = (0.8, 1.7)
-    lr: float = 3e-4
-    seed: int = 0
-    wall_seconds: float | None = None  # stop (and save) after this long
-    checkpoint_every: int = 100
-    pretrained: bool = True
-    extra: dict = field(default_factory=dict)
+DEFAULT_TRAIN_OPTIONS = {"crop": 256, "scale": (0.8, 1.7), "rotation": 15.0}
 
 
 class SingleFrameTask:
-    """One training step of a single-frame segmentation network (the OSVOS parent, MaskTrack).
+    """The losses of one training step of a single-frame network (the OSVOS parent, MaskTrack).
 
-    Samples are DAVIS train frames under random zoom, flip, rotation and colour jitter
-    (`vosbench_baselines.data.FrameSampler`). MaskTrack's fourth channel is the ground truth
-    deformed by `masktrack.deform_mask`. The loss is the class-balanced cross-entropy plus
-    soft IoU on the fused output, and half of it on each side output.
+    Samples are frames of a dataset split under random zoom, flip, rotation and colour
+    jitter (`vosbench_baselines.data.FrameSampler`). MaskTrack's fourth channel is the
+    ground truth deformed by `masktrack.deform_mask`. The loss is the class-balanced
+    cross-entropy plus soft IoU on the fused output, and half of it on each side output.
+
+    options: crop (square side), scale (zoom range), rotation (degrees).
     """
 
-    def __init__(self, method: str, config: TrainConfig, dataset=None, device: str = "cpu"):
+    def __init__(self, method: str, dataset, batch_size: int = 4, learning_rate: float = 3e-4, seed: int = 0,
+                 device: str = "cpu", pretrained: bool = True, options: dict[str, Any] | None = None):
         from vosbench_baselines.data import Augment, FrameSampler, TrainingFrames
 
-        self.method, self.config, self.device = method, config, device
-        if dataset is None:
-            from vosbench.io.factory import open_dataset
-
-            dataset = open_dataset(config.dataset, config.data, split=config.split)
+        options = {**DEFAULT_TRAIN_OPTIONS, **(options or {})}
+        self.method, self.device, self.batch_size, self.options = method, device, int(batch_size), options
         self.frames = TrainingFrames(dataset)
-        augment = Augment(crop=tuple(config.crop), scale=tuple(config.scale), rotation=15.0)
-        self.sampler = FrameSampler(self.frames, augment=augment, seed=config.seed)
-        torch.manual_seed(config.seed)
+        crop = int(options["crop"])
+        augment = Augment(crop=(crop, crop), scale=tuple(options["scale"]), rotation=float(options["rotation"]))
+        self.sampler = FrameSampler(self.frames, augment=augment, seed=seed)
+        torch.manual_seed(seed)
         if method == "masktrack":
             from vosbench_baselines.masktrack import MaskTrackNet
 
-            self.net: SegNet = MaskTrackNet(pretrained=config.pretrained)
+            self.net: SegNet = MaskTrackNet(pretrained=pretrained)
         else:
-            self.net = SegNet(pretrained=config.pretrained)
+            self.net = SegNet(pretrained=pretrained)
         self.net.to(device).train()
         params = [p for n, p in self.net.named_parameters() if p.requires_grad and not n.startswith("mask_stem")]
-        groups = [{"params": params, "lr": config.lr}]
+        groups = [{"params": params, "lr": learning_rate, "lr_scale": 1.0}]
         if method == "masktrack":
             # The zero-initialised mask stem starts from nothing: it learns ten times faster.
-            groups.append({"params": list(self.net.mask_stem.parameters()), "lr": config.lr * 10})
+            groups.append({"params": list(self.net.mask_stem.parameters()), "lr": learning_rate * 10,
+                           "lr_scale": 10.0})
         self.optimizer = torch.optim.AdamW(groups, weight_decay=1e-4)
-        self.deform_rng = np.random.default_rng([config.seed, 1])
+        self.deform = _Generator(np.random.default_rng([seed, 1]))
 
-    def step(self) -> dict[str, float]:
-        images, masks = self.sampler.batch(self.config.batch)
+    def compute_losses(self, step: int = 0) -> dict[str, torch.Tensor]:
+        images, masks = self.sampler.batch(self.batch_size)
         masks = (masks > 0).astype(np.uint8)
         x = to_tensor(images, self.device)
         target = torch.from_numpy(masks.astype(np.float32))[:, None].to(self.device)
         if self.method == "masktrack":
             from vosbench_baselines.masktrack import deform_mask
 
-            prior = np.stack([deform_mask(m, self.deform_rng) for m in masks]).astype(np.float32)
+            prior = np.stack([deform_mask(m, self.deform.rng) for m in masks]).astype(np.float32)
             x4 = self.net.prefix(x, torch.from_numpy(prior)[:, None].to(self.device))
         else:
-            with torch.no_grad():
+            with torch.no_grad():   # the frozen blocks need no gradient
                 x4 = self.net.prefix(x)
         logits, sides = self.net.suffix(x4, x.shape[-2:], sides=True)
         fused = segmentation_loss(logits, target)
         side = sum(segmentation_loss(s, target) for s in sides)
-        loss = fused + 0.5 * side
+        return {"loss": fused + 0.5 * side, "fused": fused.detach(), "side": side.detach()}
+
+    def step(self) -> dict[str, float]:
+        """One update outside the shared loop (tests)."""
+        terms = self.compute_losses()
         self.optimizer.zero_grad()
-        loss.backward()
+        terms["loss"].backward()
         self.optimizer.step()
-        return {"loss": float(loss.detach()), "fused": float(fused.detach()), "side": float(side.detach())}
+        return {k: float(v.detach()) for k, v in terms.items()}
+
+    def stateful(self) -> dict[str, Any]:
+        return {"sampler": self.sampler, "deform": self.deform}
+
+
+class _Generator:
+    """A numpy Generator with state_dict / load_state_dict, for checkpoints."""
+
+    def __init__(self, rng: np.random.Generator):
+        self.rng = rng
 
     def state_dict(self) -> dict:
-        return {"net": self.net.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "sampler": self.sampler.state_dict(), "deform_rng": self.deform_rng.bit_generator.state}
+        return {"state": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict) -> None:
-        self.net.load_state_dict(state["net"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.deform_rng.bit_generator.state = state["deform_rng"]
-
-    def export(self, path: str | Path, meta: dict[str, Any]) -> None:
-        save_trained(self.net, path, meta)
+        self.rng.bit_generator.state = state["state"]
 
 
-def train_parent(method: str, config: TrainConfig) -> Path:
-    """Train `method`'s network with the shared loop of `vosbench_baselines.training`."""
-    raise NotImplementedError
+def train_single_frame(method: str, config) -> Any:
+    """Train `method`'s network with the shared loop (`vosbench_baselines.training.train_loop`).
 
+    config: `vosbench_baselines.training.TrainConfig`; config.options may set crop, scale
+    and rotation. Constant learning rate (config.learning_rate; the mask stem 10x).
+    """
+    from vosbench.io.factory import open_dataset
+    from vosbench_baselines.training import train_loop
 
-def config_dict(config: TrainConfig) -> dict:
-    d = asdict(config)
-    d["crop"], d["scale"] = list(config.crop), list(config.scale)
-    return d
+    device = resolve_device(config.device)
+    if device == "cpu":
+        configure_threads(config.threads)
+    dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
+    task = SingleFrameTask(method, dataset, batch_size=config.batch_size, learning_rate=config.learning_rate,
+                           seed=config.seed, device=device, pretrained=bool(config.options.get("pretrained", True)),
+                           options={k: v for k, v in config.options.items() if k != "pretrained"})
+    started = time.time()
+
+    def export(step: int) -> Path:
+        meta = {"method": method, "steps": step, "seed": config.seed, "data": str(config.data),
+                "split": config.split, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
+                "options": {k: list(v) if isinstance(v, tuple) else v for k, v in task.options.items()},
+                "wall_seconds_this_session": round(time.time() - started, 1)}
+        return save_trained(task.net, Path(config.out) / "final.pt", meta)
+
+    return train_loop(config=config, model=task.net, optimizer=task.optimizer, compute_losses=task.compute_losses,
+                      stateful=task.stateful(), export=export, lr_at=lambda step: config.learning_rate)
