@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -50,6 +51,11 @@ class NoisyTruth:
 def tiny(tmp_path):
     sequences = {"boxes-a": moving_boxes(6, 40, 48, 2, seed=1), "boxes-b": moving_boxes(5, 40, 48, 1, seed=2)}
     root = write_davis(tmp_path / "davis", sequences)
+    for name, masks in sequences.items():   # frames: the masks painted grey
+        folder = root / "JPEGImages" / "480p" / name
+        folder.mkdir(parents=True)
+        for t, mask in enumerate(masks):
+            cv2.imwrite(str(folder / f"{t:05d}.jpg"), np.repeat((mask * 60 + 20)[..., None], 3, axis=2))
     return open_dataset("davis2017", root), sequences
 
 
