@@ -21,7 +21,7 @@ import pandas as pd
 
 from vosbench.errors import InputError
 from vosbench.reports.leaderboard import (Source, read_leaderboard, reproduction_table, row_from_result,
-                                          row_from_summary, sequence_rows, update_leaderboard)
+                                          row_from_summary, sequence_rows, short_path, update_leaderboard)
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
                                        "vosbench_version") if record.get(k) is not None}
     spf = record.get("seconds_per_frame")
     return row_from_summary(str(record.get("method") or folder.name), summary, source=Source.THIS_RUN,
-                            options=record.get("options"), masks=str(masks),
+                            options=record.get("options"), masks=short_path(masks),
                             seconds_per_frame=float(spf) if spf is not None else None,
                             date=str(record.get("started") or "")[:19] or None, **info)
 
@@ -225,13 +225,14 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
                 t_value = t_mean(scores, eval_t)
             per_sequence += sequence_rows(method, result, source=Source.RECOMPUTED, t_scores=scores)
             rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value,
-                                        masks=str(folder), resolution=resolution,
+                                        masks=short_path(folder, published.parent), resolution=resolution,
                                         vosbench_version=vosbench.__version__))
         if official is None:
             official = find_official_file(published, split)
     if official is not None:
         for method, figures in official_figures(official).items():
-            rows.append(row_from_summary(method, figures, source=Source.PUBLISHED, masks=str(official)))
+            rows.append(row_from_summary(method, figures, source=Source.PUBLISHED,
+                                         masks=short_path(official, Path(official).parent.parent)))
     for folder in runs:
         rows.append(run_row(folder, gt=gt, dataset=str(dataset), split=split, track=str(track),
                             resolution=resolution, measures=measures, jobs=jobs, progress=progress))

@@ -116,6 +116,21 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def short_path(path: str | os.PathLike | None, base: str | os.PathLike | None = None) -> str:
+    """A path as a leaderboard shows it: relative to `base` (default: the working folder) when inside
+    it, else its last two parts; a table committed to a repository must not carry one machine's paths."""
+    if path is None or str(path) == "":
+        return ""
+    path = Path(path)
+    try:
+        full, root = path.resolve(), Path(base or os.getcwd()).resolve()
+        if full.is_relative_to(root):
+            return full.relative_to(root).as_posix()
+    except OSError:
+        pass
+    return Path(*path.parts[-2:]).as_posix()
+
+
 def _field(record: Any, name: str, default: Any = None) -> Any:
     if isinstance(record, Mapping):
         return record.get(name, default)
@@ -181,7 +196,7 @@ def row_from_record(record: Any, result: Any, t_mean: float | None = None) -> di
         n_sequences=_field(record, "n_sequences") or len(getattr(result, "sequences", []) or []) or None,
         n_frames=_field(record, "n_frames"), n_objects=_field(record, "n_objects"),
         resolution=_text(_field(record, "resolution")), vosbench_version=_text(_field(record, "vosbench_version")),
-        date=date, masks="" if masks is None else str(masks))
+        date=date, masks=short_path(masks))
 
 
 # -- reading and writing -------------------------------------------------------

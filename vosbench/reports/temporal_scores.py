@@ -7,6 +7,7 @@ or one interrupted and restarted, computes only what changed.
 """
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import logging
@@ -64,10 +65,18 @@ class _Job:
 
 @lru_cache(maxsize=1)
 def _implementation_digest() -> str:
-    """A digest of the T code itself, so a changed implementation never reuses cached values."""
-    digest = hashlib.sha256()
-    digest.update(Path(temporal.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    """A digest of the T code itself, so a changed implementation never reuses cached values.
+
+    Taken over the syntax tree without docstrings, so editing the documentation or the
+    comments of `vosbench.metrics.temporal` keeps the cache.
+    """
+    tree = ast.parse(Path(temporal.__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
 
 
 def _key(job: _Job) -> str:
