@@ -240,5 +240,24 @@ def test_cli_on_davis2016_val(davis2016_root, tmp_path):
     assert annotated_frames(second) == [int(first.loc[first["j_and_f"].idxmin(), "frame"])]
 
 
-def test_cli_refuses_a_method_of_another_track(tmp_path, capsys):
+def test_cli_refuses_a_method_of_another_track(tiny, tmp_path, monkeypatch, caplog):
+    from vosbench.methods import registry
+    from vosbench.methods.base import SemiSupervisedMethod
+
+    class Semi(SemiSupervisedMethod):
+        name = "semi"
+
+        def segment(self, video):
+            yield from ()
+
+    monkeypatch.setattr(registry, "load_method", lambda name, **options: Semi())
+    dataset, _ = tiny
+    args = ["interactive", "--robot", "--method", "semi", "--dataset", "davis2017", "--gt", str(dataset.root),
+            "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert "not an interactive one" in caplog.text and not (tmp_path / "o").exists()
+
+
+def test_cli_needs_gt_with_a_dataset(caplog):
     assert main(["interactive", "--robot", "--method", "scribble-propagation", "--dataset", "davis2016"]) == 2
+    assert "--gt" in caplog.text
