@@ -110,6 +110,13 @@ def test_truncated_png_is_an_input_error(tmp_path):
         raise AssertionError("a truncated PNG was read without error")
 
 
+def test_disk_is_scikit_image_disk():
+    from skimage.morphology import disk
+
+    for radius in range(0, 40):
+        np.testing.assert_array_equal(_disk_kernel(radius), disk(radius).astype(np.uint8))
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 12), st.integers(1, 40), st.integers(1, 40), st.integers(0, 2**32 - 1))
 def test_rectangle_dilation_equals_disk_dilation(radius, height, width, seed):

@@ -5,7 +5,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from vosbench.errors import InputError
 from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_into, read_mask_stack
@@ -134,6 +133,9 @@ def score_sequence(job: SequenceJob) -> SequenceScores:
         # J and F of every (proposal, object) pair over all frames, then Hungarian matching on mean J&F.
         j_all, f_all = pairwise_frame_scores(gt, pred, object_ids, proposals, void=void, bound_th=params.bound_th)
         if object_ids:
+            # Imported here: scipy.optimize takes a second to import, paid by every worker process otherwise.
+            from scipy.optimize import linear_sum_assignment
+
             cost = (j_all.mean(axis=2) + f_all.mean(axis=2)) / 2
             rows, cols = linear_sum_assignment(-cost)
         else:
