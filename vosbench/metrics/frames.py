@@ -3,8 +3,8 @@
 Work is split so that nothing is done once per (object, frame) pair that can be
 done once per mask: in each frame, every ground-truth object and every
 predicted id is turned once into a `_Region` (its bounding box, its pixels,
-its boundary map and the boundary dilated by the matching disk, all cropped to
-the box). A pair then only intersects two small crops. This is what makes the
+its boundary map, and -- when a pair first needs it -- the boundary dilated by
+the matching disk, all cropped to the box). A pair then only intersects two small crops. This is what makes the
 unsupervised track's (proposal x object) matrix cheap, and keeps the
 semi-supervised diagonal free of full-frame passes except one comparison and
 one bounding box per mask.
@@ -135,7 +135,8 @@ def _regions(labels: np.ndarray, ids: Sequence[int], keep: np.ndarray | None, ra
         if object_id in out:
             continue
         if object_id <= 0 or object_id > 255 or w == 0:
-            # Background is never an object here; an id no uint8 mask holds, or an empty frame: empty.
+            # Id 0 asks for the background (searched on the whole frame); an id no uint8 map holds,
+            # or any id in a frame without labels, is an empty region.
             out[object_id] = _Region(None, radius) if object_id != 0 else _background_region(labels, keep, radius,
                                                                                               with_f)
             continue
