@@ -133,3 +133,13 @@ def test_osvos_official_finetunes_and_segments(tmp_path):
     # The loaded parent is kept unchanged for the next video: fine-tuning worked on copies.
     parent = _state_from_spec("osvos")
     assert all(torch.equal(method._state[k], parent[k]) for k in parent)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_official_variants_run_on_cuda(tmp_path):
+    stm_path, osvos_path = tmp_path / "stm.pth", tmp_path / "osvos.pth"
+    torch.save(_state_from_spec("stm", "module."), stm_path)
+    torch.save(_state_from_spec("osvos"), osvos_path)
+    video = _tiny_video(frames=2)
+    assert len(list(STMOfficial(device="cuda", weights=str(stm_path)).segment(video))) == 2
+    assert len(list(OSVOSOfficial(device="cuda", weights=str(osvos_path), finetune_steps=1).segment(video))) == 2

@@ -216,3 +216,11 @@ def test_pipeline_on_the_embedded_dataset(tmp_path):
     outputs = list(UnsupervisedPipeline(device="cpu").segment(video))
     assert len(outputs) == 5 and all(o.shape == frames[0].shape[:2] for o in outputs)
     assert max(int(o.max()) for o in outputs) <= 20
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_runs_on_cuda():
+    frames, _ = zip(*[_scene(t) for t in range(3)])
+    video = Video("cuda", list(frames), [f"{t:05d}" for t in range(3)])
+    outputs = list(UnsupervisedPipeline(device="cuda", propagator="flow-warp").segment(video))
+    assert len(outputs) == 3
