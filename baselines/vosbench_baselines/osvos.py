@@ -308,6 +308,9 @@ class OSVOS(SemiSupervisedMethod):
     ``weights/osvos.pt``), finetune_steps (40), short_side (frames are segmented at this
     short side; 360), seed (0), pretrained (False builds the encoder without the ImageNet
     file, for tests).
+
+    The objects segmented are those of the first frame's mask (DAVIS); one network is
+    fine-tuned per object and each pixel goes to the most confident object above 0.5.
     """
 
     name: ClassVar[str] = "osvos"
@@ -317,6 +320,11 @@ class OSVOS(SemiSupervisedMethod):
         super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, short_side=short_side,
                          seed=seed, **options)
         self.weights = Path(weights) if weights else default_weights(self.name)
+        if self.weights.is_file():
+            # What changes the masks, so that a results folder made with other weights is not reused.
+            import hashlib
+
+            self.options["weights_sha256"] = hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]
         self.finetune = FinetuneConfig()
         if finetune_steps is not None:
             self.finetune.steps = int(finetune_steps)
