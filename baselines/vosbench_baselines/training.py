@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
-import os
 import random
 import re
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
@@ -34,46 +31,11 @@ from tqdm.auto import tqdm
 
 from vosbench.errors import InputError
 from vosbench.io import atomic_path, atomic_write
+from vosbench.methods.training import TrainConfig, TrainSummary
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_RE = re.compile(r"step-(\d+)\.pt$")
-
-
-@dataclass
-class TrainConfig:
-    """What `vosbench train` passes to a method's ``train`` classmethod."""
-
-    data: Path
-    out: Path
-    split: str = "train"
-    dataset: str = "davis2016"
-    resolution: str = "480p"
-    steps: int = 3000
-    max_minutes: float | None = None
-    seed: int = 0
-    resume: bool = False
-    batch_size: int = 4
-    learning_rate: float = 2e-4
-    checkpoint_every: int = 100
-    device: str = "auto"
-    threads: int | None = None
-    progress: bool = True
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        data = asdict(self)
-        data["data"], data["out"] = str(self.data), str(self.out)
-        return json.dumps(data, indent=2, sort_keys=True)
-
-
-@dataclass
-class TrainSummary:
-    steps: int
-    wall_seconds: float
-    final_losses: dict[str, float]
-    weights: Path | None
-    stopped_by: str   # "steps" or "time"
 
 
 class Stateful(Protocol):

@@ -1,7 +1,7 @@
 """`vosbench train`: train a method that knows how to train itself.
 
 A method class takes part by defining a classmethod ``train(config)`` that receives a
-`vosbench_baselines.training.TrainConfig`-like object (every field below) and returns a
+`vosbench.methods.training.TrainConfig` (every field below) and returns a
 summary with ``steps``, ``wall_seconds``, ``weights`` and ``stopped_by``.
 """
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from vosbench.errors import VosbenchError
 from vosbench.io.factory import DatasetKind
 from vosbench.methods.registry import get_method
+from vosbench.methods.training import TrainConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +56,6 @@ def _options(pairs: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vosbench_baselines.training import TrainConfig
-
     cls = get_method(args.method)
     train = getattr(cls, "train", None)
     if not callable(train):
