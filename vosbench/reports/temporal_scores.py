@@ -61,6 +61,9 @@ class _Job:
     object_ids: list[int]
     binary: bool
     exclude_ends: bool
+    # Ground truth of the first frame: the official leaderboard compares the first evaluated
+    # frame with it (the only ground truth T looks at). None: that frame is left out.
+    first_reference: Path | None = None
 
 
 @lru_cache(maxsize=1)
@@ -81,9 +84,10 @@ def _implementation_digest() -> str:
 
 def _key(job: _Job) -> str:
     digest = hashlib.sha256()
-    digest.update(json.dumps({"format": CACHE_FORMAT, "implementation": _implementation_digest(), "objects": job.object_ids, "binary": job.binary,
+    digest.update(json.dumps({"format": CACHE_FORMAT, "implementation": _implementation_digest(),
+                              "first_reference": job.first_reference is not None, "objects": job.object_ids, "binary": job.binary,
                               "exclude_ends": job.exclude_ends, "frames": job.frames}).encode())
-    for path in job.paths:
+    for path in [job.first_reference] + list(job.paths):
         digest.update(b"\0" if path is None else path.read_bytes())
     return digest.hexdigest()[:32]
 
@@ -98,12 +102,14 @@ def _compute(job: _Job) -> SequenceT:
         masks.append(mask)
     if shape is None:
         raise InputError(job.paths[0], "no result mask of this sequence could be read.", "Check the results folder.")
-    empty = np.zeros(shape, dtype=np.uint8)
-    stack = [empty if m is None else m for m in masks]
+    reference = None if job.first_reference is None else read_mask(job.first_reference, binary=job.binary)
     rows = []
     for object_id in job.object_ids:
-        per_object = [(m == object_id) if not job.binary else (m != 0) for m in stack]
-        rows.append(temporal.temporal_stability(per_object, exclude_ends=job.exclude_ends).per_frame)
+        # Absent masks (the dropped first and last frame) stay None: T never reads them.
+        per_object = [None if m is None else ((m != 0) if job.binary else (m == object_id)) for m in masks]
+        first = None if reference is None else ((reference != 0) if job.binary else (reference == object_id))
+        rows.append(temporal.temporal_stability(per_object, first_reference=first,
+                                                exclude_ends=job.exclude_ends).per_frame)
     return SequenceT(job.sequence, job.frames, job.object_ids, np.asarray(rows, dtype=np.float64))
 
 
@@ -134,7 +140,8 @@ def _store(folder: Path, job: _Job, key: str, scores: SequenceT) -> None:
             np.savez(handle, object_ids=np.asarray(scores.object_ids, dtype=np.int64), per_frame=scores.per_frame)
 
 
-def _jobs(dataset, results_dir: Path, sequences: Iterable[str], exclude_ends: bool) -> list[_Job]:
+def _jobs(dataset, results_dir: Path, sequences: Iterable[str], exclude_ends: bool,
+          first_reference: bool) -> list[_Job]:
     jobs = []
     binary = bool(getattr(dataset, "binary", False))
     for sequence in sequences:
@@ -153,28 +160,34 @@ def _jobs(dataset, results_dir: Path, sequences: Iterable[str], exclude_ends: bo
             else:
                 raise InputError(path, "is missing: T pairs consecutive frames, so every frame needs a mask.",
                                  "Write a mask for every frame of the sequence.")
+        first_frame = dataset.annotated_frames(sequence)[0]
+        reference = dataset.annotation_path(sequence, first_frame) if first_frame == frames[0] else None
         if binary:
             object_ids = [1]
         else:
-            first = dataset.read_annotation(sequence, dataset.annotated_frames(sequence)[0])
+            first = dataset.read_annotation(sequence, first_frame)
             ids = first[first != 255]
             object_ids = list(range(1, int(ids.max()) + 1)) if ids.size and ids.max() > 0 else []
-        jobs.append(_Job(sequence, frames, paths, object_ids, binary, exclude_ends))
+        jobs.append(_Job(sequence, frames, paths, object_ids, binary, exclude_ends,
+                         reference if first_reference else None))
     return jobs
 
 
 def results_t(dataset, results_dir: str | os.PathLike, *, sequences: Sequence[str] | None = None,
-              exclude_ends: bool = True, jobs: int = 1, cache: bool | str | os.PathLike = True,
-              progress: bool = False) -> list[SequenceT]:
+              exclude_ends: bool = True, first_reference: bool = True, jobs: int = 1,
+              cache: bool | str | os.PathLike = True, progress: bool = False) -> list[SequenceT]:
     """T of every object of every sequence of a results folder (the official DAVIS 2016 T per sequence).
 
-    dataset: a `vosbench.io.Dataset` (frame lists; objects from the first annotation).
+    dataset: a `vosbench.io.Dataset` (frame lists; objects and the first frame's ground truth).
     exclude_ends: drop the first and last frame, as the official benchmark does.
+    first_reference: compare the first evaluated frame with the first frame's ground truth, as
+        the official leaderboard does (False: leave that frame out, as the DAVIS 2016 Python
+        package does).
     cache: True for ``$VOSBENCH_HOME/temporal``, a folder, or False.
     """
     results_dir = Path(results_dir)
     todo_jobs = _jobs(dataset, results_dir, sequences if sequences is not None else dataset.sequence_names(),
-                      exclude_ends)
+                      exclude_ends, first_reference)
     folder = _cache_dir(cache)
     done: dict[str, SequenceT] = {}
     todo: list[tuple[_Job, str]] = []
