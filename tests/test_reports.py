@@ -300,3 +300,47 @@ def test_t_is_averaged_over_the_sequences_asked_for():
     assert summary_table(tidy).loc["m", "T-Mean"] == pytest.approx(0.5)
     assert summary_table(tidy, t_sequences=["kept"]).loc["m", "T-Mean"] == pytest.approx(0.2)
     assert summary_table(tidy, t_sequences=["kept"]).loc["m", "J-Mean"] == pytest.approx(0.5)
+
+
+def test_results_t_per_object_cached_and_recomputed_when_a_mask_changes(tiny, tmp_path, monkeypatch):
+    from vosbench.io import read_mask_stack, write_mask
+    from vosbench.metrics.temporal import temporal_stability
+    from vosbench.reports import temporal_scores
+
+    dataset = open_dataset("davis2017", tiny / "gt")
+    results = tmp_path / "poor"
+    import shutil
+
+    shutil.copytree(tiny / "poor", results)
+    cache = tmp_path / "cache"
+    scores = temporal_scores.results_t(dataset, results, sequences=["seq2"], cache=cache)
+    (seq,) = scores
+    names = dataset.frame_names("seq2")
+    masks = read_mask_stack([results / "seq2" / f"{n}.png" for n in names])
+    gt0 = dataset.read_annotation("seq2", names[0])
+    assert seq.object_ids == [1, 2, 3]
+    for k, object_id in enumerate(seq.object_ids):
+        expected = temporal_stability(masks == object_id, first_reference=gt0 == object_id)
+        np.testing.assert_array_equal(seq.per_frame[k], expected.per_frame)
+        assert seq.means[k] == pytest.approx(expected.mean)
+
+    def refuse(job):
+        raise AssertionError(f"{job.sequence} recomputed although its masks did not change")
+
+    monkeypatch.setattr(temporal_scores, "_compute", refuse)
+    (again,) = temporal_scores.results_t(dataset, results, sequences=["seq2"], cache=cache)
+    np.testing.assert_array_equal(again.per_frame, seq.per_frame)
+    write_mask(results / "seq2" / f"{names[4]}.png", np.zeros_like(masks[4]))
+    with pytest.raises(AssertionError, match="recomputed"):
+        temporal_scores.results_t(dataset, results, sequences=["seq2"], cache=cache)
+
+
+def test_results_t_names_a_missing_mask(tiny, tmp_path):
+    import shutil
+
+    from vosbench.reports.temporal_scores import results_t
+
+    shutil.copytree(tiny / "good", tmp_path / "good")
+    (tmp_path / "good" / "seq1" / "00005.png").unlink()
+    with pytest.raises(vosbench.InputError, match="00005.png"):
+        results_t(open_dataset("davis2017", tiny / "gt"), tmp_path / "good", cache=False)
