@@ -18,9 +18,11 @@ def add_parser(subparsers) -> None:
                     "published figures beside them, add vosbench runs, and write "
                     "<out>/<dataset>-<split>-<track>.{csv,md,json}. Rows of runs recorded earlier are kept.")
     parser.add_argument("--gt", required=True, type=Path, help="dataset root (the folder holding Annotations/)")
-    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2016)
+    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2016,
+                        metavar="{" + ",".join(k.value for k in DatasetKind) + "}")
     parser.add_argument("--split", default="val")
-    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
+    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI,
+                        metavar="{semi,unsupervised}")
     parser.add_argument("--resolution", default="480p")
     parser.add_argument("--published", type=Path, default=None,
                         help="folder of <method>/<sequence>/<frame>.png published result masks")
