@@ -5,11 +5,12 @@ The DAVIS interactive framework's protocol, with the differences listed here:
 - A sample is a sequence and its first scribble: the dataset's scribble file
   ``Scribbles/<sequence>/<NNN>.json`` where present (one sample per file, index
   NNN), else one sample (index 1) whose first scribble the robot draws on an
-  empty prediction, on the frame of lowest J (the first frame where every object
-  shows). *Not in the framework*, which always has human scribbles.
+  empty prediction, on the frame of lowest J (the first frame showing the most
+  objects). *Not in the framework*, which always has human scribbles.
 - Each interaction hands the method the scribbles drawn since its last answer
   (the framework's ``get_scribbles(only_last=True)``) and its previous masks;
-  only the time from handing them out to receiving the masks is counted.
+  only the time from handing them out to receiving the masks is counted (the
+  sample's frames are read before, as the framework's users hold theirs).
 - At most `max_interactions` (default 8, at most 16) per sample, and a budget of
   ``max_time x objects`` seconds per sample (default 240 s per object, at most
   600). A submission that takes the sample past its budget is dropped with a
