@@ -41,7 +41,7 @@ from vosbench.io.masks import VOID_LABEL, write_mask
 log = logging.getLogger(__name__)
 
 # Bump when the same seed and parameters would give different data, so cached copies are not reused.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 MANIFEST_NAME = "synthetic.json"
 RESOLUTION_FOLDER = "480p"   # the folder name DAVIS tools expect, whatever the frame size
 OBJECT_TEXTURES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
@@ -384,6 +384,7 @@ def generate_dataset(root: str | os.PathLike, *, seed: int = 0,
         manifest = {"generator": "vosbench.io.synthetic", "version": GENERATOR_VERSION, "key": key,
                     "seed": int(seed), "params": dataclasses.asdict(params), "sequences": sequences}
         (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1) + "\n")
+        tmp.chmod(0o755)   # mkdtemp makes it private; the finished dataset is an ordinary folder
         try:
             if root.is_dir():
                 root.rmdir()          # an empty folder the caller made; fails if someone filled it meanwhile
@@ -408,17 +409,18 @@ def _generate_into(root: Path, seed: int, params: SyntheticParams, progress: boo
         from tqdm.auto import tqdm
 
         indices = tqdm(indices, desc="generating", unit="seq", leave=False)
-    n_void = round(params.void_fraction * params.n_sequences)
-    n_leave = round(params.leave_fraction * params.n_sequences)
+    # Spread the features so that every kind shows in the val split even with few sequences:
+    # leaving objects fill even indices first, void borders odd indices first.
+    evens, odds = list(range(0, params.n_sequences, 2)), list(range(1, params.n_sequences, 2))
+    leavers = set((evens + odds)[:int(params.leave_fraction * params.n_sequences + 1e-9)])
+    voids = set((odds + evens)[:int(params.void_fraction * params.n_sequences + 1e-9)])
     # Backgrounds are dealt from a shuffled deck so that neighbouring sequences differ.
     deck = np.random.default_rng(np.random.SeedSequence([int(seed), 2**31])).permutation(len(BACKGROUNDS))
     for index in indices:
         rng = np.random.default_rng(np.random.SeedSequence([int(seed), index]))
         low = min(2, params.max_objects)
         n_objects = int(rng.integers(low, params.max_objects + 1))
-        # Spread the features so that every kind shows in the val split even with few sequences.
-        with_void = index % 2 == 1 and index // 2 < n_void
-        with_leaver = index % 2 == 0 and index // 2 < n_leave
+        with_void, with_leaver = index in voids, index in leavers
         background = BACKGROUNDS[int(deck[index % len(deck)])]
         frames, masks, description = _render_sequence(rng, params, index, n_objects, with_void, with_leaver,
                                                       background)
