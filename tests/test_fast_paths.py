@@ -110,6 +110,25 @@ def test_truncated_png_is_an_input_error(tmp_path):
         raise AssertionError("a truncated PNG was read without error")
 
 
+@settings(max_examples=80, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.floats(0.0, 0.2))
+def test_sparse_shapes_at_large_radii_equal_the_reference(seed, n_blobs, spread):
+    """Blobs at all distances from each other, so that boundary pixels fall between the two squares."""
+    rng = np.random.default_rng(seed)
+    h, w = 40, 56
+    gt = np.zeros((1, h, w), np.uint8)
+    pred = np.zeros_like(gt)
+    for _ in range(n_blobs):
+        y, x = rng.integers(0, h - 3), rng.integers(0, w - 3)
+        gt[0, y:y + rng.integers(1, 8), x:x + rng.integers(1, 8)] = 1
+        dy, dx = (rng.normal(0, 1 + 40 * spread, 2)).astype(int)
+        y2, x2 = np.clip(y + dy, 0, h - 2), np.clip(x + dx, 0, w - 2)
+        pred[0, y2:y2 + rng.integers(1, 8), x2:x2 + rng.integers(1, 8)] = 1
+    for bound_th in (0.05, 0.12, 0.2, 5):
+        j, f = object_frame_scores(gt, pred, [1], bound_th=bound_th)
+        assert f[0, 0] == f_measure_reference(gt[0] == 1, pred[0] == 1, bound_th=bound_th)
+
+
 def test_disk_is_scikit_image_disk():
     from skimage.morphology import disk
 
@@ -125,9 +144,10 @@ def test_rectangle_dilation_equals_disk_dilation(radius, height, width, seed):
     np.testing.assert_array_equal(dilate_disk(image, radius), expected)
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2**32 - 1), st.booleans())
-def test_pair_matrix_equals_references(n_frames, n_objects, n_props, seed, with_void):
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2**32 - 1), st.booleans(),
+       st.sampled_from([0.008, 0.05, 0.1, 0.2, 3]))
+def test_pair_matrix_equals_references(n_frames, n_objects, n_props, seed, with_void, bound_th):
     rng = np.random.default_rng(seed)
     h, w = rng.integers(3, 26, 2)
     gt = rng.integers(0, n_objects + 1, (n_frames, h, w)).astype(np.uint8)
@@ -136,14 +156,15 @@ def test_pair_matrix_equals_references(n_frames, n_objects, n_props, seed, with_
     pred[:, h // 3: h // 2] = 0
     void = (rng.random((n_frames, h, w)) < 0.1) if with_void else None
     objects, proposals = list(range(1, n_objects + 1)), list(range(1, n_props + 1))
-    j, f = pairwise_frame_scores(gt, pred, objects, proposals, void=void)
+    j, f = pairwise_frame_scores(gt, pred, objects, proposals, void=void, bound_th=bound_th)
     assert j.shape == f.shape == (n_props, n_objects, n_frames)
     for p_index, p in enumerate(proposals):
-        j_row, f_row = object_frame_scores(gt, pred, objects, void=void, pred_ids=[p] * n_objects)
+        j_row, f_row = object_frame_scores(gt, pred, objects, void=void, pred_ids=[p] * n_objects,
+                                           bound_th=bound_th)
         np.testing.assert_array_equal(j[p_index], j_row)
         np.testing.assert_array_equal(f[p_index], f_row)
         for k, o in enumerate(objects):
             for t in range(n_frames):
                 v = None if void is None else void[t]
                 assert j[p_index, k, t] == jaccard_reference(gt[t] == o, pred[t] == p, v)
-                assert f[p_index, k, t] == f_measure_reference(gt[t] == o, pred[t] == p, v)
+                assert f[p_index, k, t] == f_measure_reference(gt[t] == o, pred[t] == p, v, bound_th=bound_th)
