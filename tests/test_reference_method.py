@@ -105,8 +105,9 @@ def test_reference_methods_are_registered_and_cpu_only():
 
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory):
-    """The embedded dataset's own sizes (what `vosbench run` segments on a first run)."""
-    return generate_dataset(tmp_path_factory.mktemp("reference") / "synthetic", seed=0, params=SyntheticParams())
+    """Generated data like the embedded dataset's, fewer and smaller frames to keep the test quick."""
+    params = SyntheticParams(n_sequences=4, n_frames=12, height=180, width=240)
+    return generate_dataset(tmp_path_factory.mktemp("reference") / "synthetic", seed=0, params=params)
 
 
 def test_flow_warp_beats_first_frame_on_the_generated_data(generated, tmp_path):
