@@ -62,3 +62,11 @@ def test_unreachable_scheduler_is_an_error(data):
     root, results = data
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), pytest.raises(OSError):
         vosbench.evaluate(root, results, cache=False, backend="dask", scheduler="tcp://127.0.0.1:9", jobs=2)
+
+
+@pytest.mark.parametrize("backend", ["loky", "multiprocessing", "threading"])
+def test_every_joblib_backend_gives_identical_numbers(data, backend):
+    root, results = data
+    local = vosbench.evaluate(root, results, cache=False)
+    other = vosbench.evaluate(root, results, cache=False, jobs=2, backend=backend)
+    pd.testing.assert_frame_equal(local.per_frame, other.per_frame, check_exact=True)

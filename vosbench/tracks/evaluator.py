@@ -149,7 +149,7 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
     errors: list[InputError] = []
     if todo:
         with _backend(backend, scheduler):
-            runner = Parallel(n_jobs=jobs, return_as="generator_unordered" if jobs != 1 else "generator")
+            runner = _runner(jobs)
             outputs = runner(delayed(_score_guarded)(job, lenient) for job in todo)
             bar = _progress(outputs, total=len(todo), enabled=progress)
             for output in bar:
@@ -169,6 +169,17 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
     ordered = [scores[j.sequence] for j in report.jobs if j.sequence in scores]
     return Result(ordered, params, dataset=dataset.describe(), results_dir=str(results_dir),
                   skipped=skipped, split=split or getattr(dataset, "split", "val"))
+
+
+def _runner(jobs: int) -> Parallel:
+    """Results as they finish where the backend can (loky, dask); in order, or all at the end, otherwise
+    (joblib's multiprocessing backend returns lists only)."""
+    for return_as in (("generator_unordered", "generator", "list") if jobs != 1 else ("generator", "list")):
+        try:
+            return Parallel(n_jobs=jobs, return_as=return_as)
+        except ValueError:
+            continue
+    return Parallel(n_jobs=jobs)
 
 
 def _progress(iterable, total: int, enabled: bool):
