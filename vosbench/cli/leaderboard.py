@@ -30,6 +30,10 @@ def add_parser(subparsers) -> None:
                         help="published leaderboard figures to quote (default: official_global_<split>.json "
                              "in --published when present)")
     parser.add_argument("--runs", nargs="*", type=Path, default=[], help="vosbench run folders")
+    parser.add_argument("--t-without-first-reference", nargs="+", default=[], metavar="METHOD",
+                        help="published methods whose T is computed without comparing the first evaluated frame "
+                             "with the first frame's ground truth (the DAVIS toolkit's eval_result, by which "
+                             "AnDiff's published T was made); their rows say so")
     parser.add_argument("--measures", default="J,F,T", help="comma-separated: J,F (fast) or J,F,T (default)")
     parser.add_argument("--out", type=Path, default=Path("leaderboards"), help="leaderboard folder")
     parser.add_argument("--jobs", type=int, default=1, help="processes over sequences (-1: all cores)")
@@ -45,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
                               published=args.published, official=args.official, runs=args.runs,
                               measures=parse_measures(args.measures), leaderboard_dir=args.out,
                               resolution=args.resolution, jobs=args.jobs, cache=args.cache,
-                              progress=args.progress)
+                              progress=args.progress, t_without_first_reference=args.t_without_first_reference)
     print(build.paths["md"].read_text(encoding="utf-8"))
     log.info("wrote %s", ", ".join(str(p) for p in build.paths.values()))
     return 0

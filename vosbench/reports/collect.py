@@ -191,7 +191,8 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
                       published: str | os.PathLike | None = None, official: str | os.PathLike | None = None,
                       runs: Sequence[str | os.PathLike] = (), measures: Iterable[Measure | str] = ("J", "F", "T"),
                       leaderboard_dir: str | os.PathLike = "leaderboards", resolution: str = "480p",
-                      jobs: int = 1, cache: bool = True, progress: bool = False) -> LeaderboardBuild:
+                      jobs: int = 1, cache: bool = True, progress: bool = False,
+                      t_without_first_reference: Iterable[str] = ()) -> LeaderboardBuild:
     """Score published mask folders and runs, and write the leaderboard files.
 
     published: a folder of ``<method>/<sequence>/<frame>.png`` folders (each scored here).
@@ -199,6 +200,10 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
         ``official_global_<split>.json`` in `published` when it exists. Its rows are quoted,
         labelled as such, beside the rows computed here.
     runs: vosbench run folders (their record and scores; masks scored when no scores are stored).
+    t_without_first_reference: published methods whose T is computed without comparing the first
+        evaluated frame with the first frame's ground truth (the DAVIS toolkit's ``eval_result``, by
+        which some published T figures were made). Their rows say so in the options column, and a
+        note gives their T the other way.
     """
     import vosbench
     from vosbench.io.factory import open_dataset
@@ -207,24 +212,43 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
     measures = parse_measures([m.value if isinstance(m, Measure) else m for m in measures])
     rows: list[dict[str, Any]] = []
     per_sequence: list[dict[str, Any]] = []
+    drop: list[tuple[str, str]] = []
+    notes: list[str] | None = None
+    without_reference = set(t_without_first_reference)
     protocol = ""
     eval_t = _eval_t(str(dataset))
     if published is not None:
         published = Path(published)
         folders = published_folders(published)
+        unknown = sorted(without_reference - set(folders))
+        if unknown:
+            raise InputError(published, f"has no published masks of {unknown} (named for T without the first "
+                             "reference).", f"Name methods among {sorted(folders)}.")
         ds = open_dataset(dataset, gt, split=split, resolution=resolution)
+        notes = []
         for method, folder in folders.items():
             log.info("scoring the published masks of %s", method)
             result = vosbench.evaluate(gt, folder, dataset=dataset, track=track, split=split,
                                        resolution=resolution, jobs=jobs, cache=cache, progress=progress)
             protocol = result.params.describe()
             t_value, scores = None, []
+            with_reference = method not in without_reference
+            options = {} if with_reference else {"t_first_reference": False}
             if Measure.T in measures:
-                scores = results_t(ds, folder, sequences=[s.sequence for s in result.sequences], jobs=jobs,
+                names = [s.sequence for s in result.sequences]
+                scores = results_t(ds, folder, sequences=names, first_reference=with_reference, jobs=jobs,
                                    cache=cache, progress=progress)
                 t_value = t_mean(scores, eval_t)
-            per_sequence += sequence_rows(method, result, source=Source.RECOMPUTED, t_scores=scores)
-            rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value,
+                if not with_reference:
+                    other = t_mean(results_t(ds, folder, sequences=names, jobs=jobs, cache=cache,
+                                             progress=progress), eval_t)
+                    notes.append(f"- {method}: T computed without comparing the first evaluated frame with the "
+                                 f"first frame's ground truth (the DAVIS toolkit's `eval_result`), "
+                                 f"{t_value:.4f}; compared with it, as for the other rows, T is {other:.4f}.")
+            drop += [(method, Source.RECOMPUTED.value), (method, Source.PUBLISHED.value)]
+            per_sequence += sequence_rows(method, result, source=Source.RECOMPUTED, options=options,
+                                          t_scores=scores)
+            rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value, options=options,
                                         masks=short_path(folder, published.parent), resolution=resolution,
                                         vosbench_version=vosbench.__version__))
         if official is None:
@@ -238,7 +262,9 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
                             resolution=resolution, measures=measures, jobs=jobs, progress=progress))
     if not rows:
         raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")
+    if notes:
+        notes.insert(0, "Notes:")
     paths = update_leaderboard(rows, leaderboard_dir, dataset=str(dataset), split=split, track=str(track),
-                               protocol=protocol, sequences=per_sequence)
+                               protocol=protocol, sequences=per_sequence, drop=drop, notes=notes)
     table = read_leaderboard(paths["json"])
     return LeaderboardBuild(rows=rows, paths=paths, table=table, reproduction=reproduction_table(table))

@@ -96,10 +96,13 @@ def read_sequences(path: str | os.PathLike) -> pd.DataFrame:
     return frame
 
 
-def _upsert_sequences(path: Path, rows: list[Mapping[str, Any]]) -> None:
+def _upsert_sequences(path: Path, rows: list[Mapping[str, Any]], drop: Iterable[tuple[str, str]] = ()) -> None:
     if not rows:
         return
     old = read_sequences(path)
+    dropped = set(drop)
+    if dropped and len(old):
+        old = old[[(m, s) not in dropped for m, s in zip(old["method"], old["source"])]]
     new = pd.DataFrame(rows, columns=SEQUENCE_COLUMNS)
     keys = set(map(tuple, new[KEY_COLUMNS].itertuples(index=False)))
     keep = [tuple(r) not in keys for r in old[KEY_COLUMNS].itertuples(index=False)] if len(old) else []
@@ -241,12 +244,20 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[COLUMNS + extra].reset_index(drop=True)
 
 
-def upsert(table: pd.DataFrame, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """`table` with each row replacing the row of the same (method, source, options), or appended."""
+def upsert(table: pd.DataFrame, rows: Iterable[Mapping[str, Any]],
+           drop: Iterable[tuple[str, str]] = ()) -> pd.DataFrame:
+    """`table` with each row replacing the row of the same (method, source, options), or appended.
+
+    drop: (method, source) pairs whose rows are removed first, whatever their options (a rebuild
+        of published masks replaces every earlier row of that method and source).
+    """
     table = normalise(table)
+    dropped = set(drop)
+    if dropped:
+        table = table[[(m, s) not in dropped for m, s in zip(table["method"], table["source"])]]
     new = normalise(pd.DataFrame(list(rows)))
     if new.empty:
-        return table
+        return sort_table(table)
     new = new.drop_duplicates(subset=KEY_COLUMNS, keep="last")
     keys = set(map(tuple, new[KEY_COLUMNS].itertuples(index=False)))
     keep = [tuple(r) not in keys for r in table[KEY_COLUMNS].itertuples(index=False)]
@@ -391,9 +402,11 @@ def write_leaderboard(table: pd.DataFrame, leaderboard_dir: str | os.PathLike, *
     """Write the table as csv, md and json (each atomically, all rendered before any is written)."""
     paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
     table = sort_table(normalise(table))
-    meta = {"dataset": _text(dataset), "split": _text(split), "track": _text(track), "protocol": protocol}
-    notes = list(notes) + reproduction_notes(reproduction_table(table))
-    texts = {"csv": render_csv(table), "md": render_markdown(table, meta, notes),
+    notes = list(notes)
+    meta = {"dataset": _text(dataset), "split": _text(split), "track": _text(track), "protocol": protocol,
+            "notes": notes}
+    shown = notes + ([""] if notes else []) + reproduction_notes(reproduction_table(table))
+    texts = {"csv": render_csv(table), "md": render_markdown(table, meta, shown),
              "json": render_json(table, meta)}
     for key, path in paths.items():
         atomic_write(path, texts[key])
@@ -401,20 +414,25 @@ def write_leaderboard(table: pd.DataFrame, leaderboard_dir: str | os.PathLike, *
 
 
 def update_leaderboard(rows: Iterable[Mapping[str, Any]], leaderboard_dir: str | os.PathLike, *, dataset: str,
-                       split: str, track: str, protocol: str = "", notes: Iterable[str] = (),
-                       replace: bool = False, sequences: Iterable[Mapping[str, Any]] = ()) -> dict[str, Path]:
+                       split: str, track: str, protocol: str = "", notes: Iterable[str] | None = None,
+                       replace: bool = False, sequences: Iterable[Mapping[str, Any]] = (),
+                       drop: Iterable[tuple[str, str]] = ()) -> dict[str, Path]:
     """Upsert rows into the leaderboard files (or replace the whole table when `replace`).
 
+    notes: lines shown above the table; None keeps the notes the leaderboard already has.
     sequences: per-sequence rows (`sequence_rows`); they replace the per-sequence rows of the
         same (method, source, options) in ``<stem>.sequences.csv``.
+    drop: (method, source) pairs whose earlier rows go, whatever their options.
     """
     paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
+    drop = list(drop)
     with _locked(paths["json"].with_name("." + paths["json"].name + ".lock")):
-        _upsert_sequences(sequences_path(leaderboard_dir, dataset, split, track), list(sequences))
+        _upsert_sequences(sequences_path(leaderboard_dir, dataset, split, track), list(sequences), drop)
         old = empty_table() if replace else _read_existing(paths)
-        if not protocol and not replace and paths["json"].is_file():
-            protocol = _read_meta(paths["json"]).get("protocol", "")
-        table = upsert(old, rows)
+        meta = _read_meta(paths["json"]) if not replace and paths["json"].is_file() else {}
+        protocol = protocol or meta.get("protocol", "")
+        notes = list(meta.get("notes", [])) if notes is None else list(notes)
+        table = upsert(old, rows, drop)
         return write_leaderboard(table, leaderboard_dir, dataset=dataset, split=split, track=track,
                                  protocol=protocol, notes=notes)
 
