@@ -229,6 +229,7 @@ def test_cli_on_davis2016_val(davis2016_root, tmp_path):
     out = tmp_path / "run"
     code = main(["interactive", "--robot", "--method", "scribble-propagation", "--dataset", "davis2016",
                  "--gt", str(davis2016_root), "--sequences", "blackswan", "--max-interactions", "2",
+                 "--option", "propagator=zero-motion",
                  "--out", str(out), "--no-progress", "--no-plot"])
     assert code == 0
     report = pd.read_csv(out / "report.csv")
