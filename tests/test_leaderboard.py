@@ -252,3 +252,21 @@ def test_run_folders_join_the_leaderboard_beside_recorded_runs(tmp_path):
     assert table.at["shifted", "source"] == Source.THIS_RUN.value and table.at["shifted", "device"] == "cpu"
     assert json.loads(table.at["shifted", "options"]) == {"shift": 2}
     assert "flow-warp" in table.index  # the row recorded by `vosbench run` is kept
+
+
+def test_notes_and_dropped_rows_survive_later_run_records(tmp_path):
+    from vosbench.reports.leaderboard import row_from_summary, short_path
+
+    old = row_from_summary("pub", {"J-Mean": 0.1, "F-Mean": 0.1}, source=Source.RECOMPUTED)
+    update_leaderboard([old], tmp_path, dataset="synthetic", split="val", track="semi", notes=["first"])
+    new = row_from_summary("pub", {"J-Mean": 0.5, "F-Mean": 0.5}, source=Source.RECOMPUTED,
+                           options={"t_first_reference": False})
+    update_leaderboard([new], tmp_path, dataset="synthetic", split="val", track="semi", notes=["- a note"],
+                       drop=[("pub", Source.RECOMPUTED.value)])
+    record_run(FakeRecord(), make_result([[0.3] * 3]), tmp_path)
+    paths = leaderboard_paths(tmp_path, "synthetic", "val", "semi")
+    table = read_leaderboard(paths["json"])
+    assert sorted(table["method"]) == ["flow-warp", "pub"]  # the old "pub" row went with the rebuild
+    assert "- a note" in paths["md"].read_text() and "first" not in paths["md"].read_text()
+    assert short_path(tmp_path / "a" / "b" / "masks", tmp_path) == "a/b/masks"
+    assert short_path("/elsewhere/runs/x/masks", tmp_path) == "x/masks"
