@@ -258,7 +258,7 @@ def test_notes_and_dropped_rows_survive_later_run_records(tmp_path):
     from vosbench.reports.leaderboard import row_from_summary, short_path
 
     old = row_from_summary("pub", {"J-Mean": 0.1, "F-Mean": 0.1}, source=Source.RECOMPUTED)
-    update_leaderboard([old], tmp_path, dataset="synthetic", split="val", track="semi", notes=["first"])
+    update_leaderboard([old], tmp_path, dataset="synthetic", split="val", track="semi", notes=["an older note"])
     new = row_from_summary("pub", {"J-Mean": 0.5, "F-Mean": 0.5}, source=Source.RECOMPUTED,
                            options={"t_first_reference": False})
     update_leaderboard([new], tmp_path, dataset="synthetic", split="val", track="semi", notes=["- a note"],
@@ -267,6 +267,6 @@ def test_notes_and_dropped_rows_survive_later_run_records(tmp_path):
     paths = leaderboard_paths(tmp_path, "synthetic", "val", "semi")
     table = read_leaderboard(paths["json"])
     assert sorted(table["method"]) == ["flow-warp", "pub"]  # the old "pub" row went with the rebuild
-    assert "- a note" in paths["md"].read_text() and "first" not in paths["md"].read_text()
+    assert "- a note" in paths["md"].read_text() and "an older note" not in paths["md"].read_text()
     assert short_path(tmp_path / "a" / "b" / "masks", tmp_path) == "a/b/masks"
     assert short_path("/elsewhere/runs/x/masks", tmp_path) == "x/masks"
