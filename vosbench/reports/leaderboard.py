@@ -307,7 +307,8 @@ def _cell(value: Any, column: str) -> str:
     if column == "seconds_per_frame":
         return f"{float(value):.3g}"
     if column in MEASURE_COLUMNS:
-        return f"{float(value):.3f}"
+        text = f"{float(value):.3f}"
+        return "0.000" if text == "-0.000" else text  # rounding noise of a zero (e.g. T of a still mask)
     text = str(value)
     return text.replace("|", "\\|").replace("\n", " ")
 
