@@ -249,6 +249,9 @@ class STM(SemiSupervisedMethod):
         if self.mem_every < 1:
             raise ValueError("mem_every must be >= 1")
         self.net = load_stm(self.weights_path).to(self.device).eval()
+        # What changes the masks, so that a run with other weights or settings is never reused.
+        self.options.update(weights=str(self.weights_path), weights_sha256=_sha256(self.weights_path)[:16],
+                            mem_every=self.mem_every, size=self.size)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -379,6 +382,12 @@ class STM(SemiSupervisedMethod):
         return train_loop(config=config, model=net, optimizer=optimizer, compute_losses=compute,
                           stateful={"sampler": sampler}, export=export,
                           lr_at=lambda s: cosine_lr(s, config.steps, config.learning_rate, warmup=int(options["warmup"])))
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def stm_trained_keys(net: STMNet) -> list[str]:
