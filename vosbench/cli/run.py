@@ -93,8 +93,7 @@ def run(args: argparse.Namespace) -> int:
     record = replace(record, dataset=dataset_name, split=args.split, resolution=args.resolution)
 
     params = EvalParams.official(args.track, youtubevos=args.dataset is DatasetKind.YOUTUBEVOS)
-    result = evaluate_dataset(dataset, masks, params, jobs=args.jobs, progress=args.progress, split=args.split,
-                              cache_dir=out / ".vosbench-cache")
+    result = evaluate_dataset(dataset, masks, params, jobs=args.jobs, progress=args.progress, split=args.split)
     print(result.format_table())
     print(f"\n{record.method}: J&F-Mean {result.summary['J&F-Mean']:.3f}, {record.seconds_per_frame:.4f} s/frame "
           f"({record.n_frames} frames, {record.seconds:.1f} s) on {record.device}")

@@ -37,6 +37,7 @@ from scipy import ndimage
 
 from vosbench.errors import InputError
 from vosbench.io.masks import VOID_LABEL, write_mask
+from vosbench.io.paths import vosbench_home
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,6 @@ MANIFEST_NAME = "synthetic.json"
 RESOLUTION_FOLDER = "480p"   # the folder name DAVIS tools expect, whatever the frame size
 OBJECT_TEXTURES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
 BACKGROUNDS = ("grass", "gravel", "brick", "hubble_deep_field", "stereo_motorcycle", "moon")
-ENV_HOME = "VOSBENCH_HOME"
 
 
 @dataclass(frozen=True)
@@ -434,12 +434,6 @@ def _generate_into(root: Path, seed: int, params: SyntheticParams, progress: boo
     (sets / "val.txt").write_text("".join(f"{n}\n" for n in names_val))
     (sets / "train.txt").write_text("".join(f"{n}\n" for n in names_train))
     return sequences
-
-
-def vosbench_home() -> Path:
-    """Where vosbench keeps generated data and caches: ``$VOSBENCH_HOME`` or ``~/.cache/vosbench``."""
-    env = os.environ.get(ENV_HOME)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "vosbench"
 
 
 # What the embedded dataset is made of (a first run: seconds to generate and to segment).
