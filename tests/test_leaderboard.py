@@ -258,7 +258,9 @@ def test_notes_and_dropped_rows_survive_later_run_records(tmp_path):
     from vosbench.reports.leaderboard import row_from_summary, short_path
 
     old = row_from_summary("pub", {"J-Mean": 0.1, "F-Mean": 0.1}, source=Source.RECOMPUTED)
-    update_leaderboard([old], tmp_path, dataset="synthetic", split="val", track="semi", notes=["an older note"])
+    # Dropping rows from a leaderboard that does not exist yet is no error (a first build).
+    update_leaderboard([old], tmp_path, dataset="synthetic", split="val", track="semi", notes=["an older note"],
+                       drop=[("pub", Source.RECOMPUTED.value)])
     new = row_from_summary("pub", {"J-Mean": 0.5, "F-Mean": 0.5}, source=Source.RECOMPUTED,
                            options={"t_first_reference": False})
     update_leaderboard([new], tmp_path, dataset="synthetic", split="val", track="semi", notes=["- a note"],

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+import numpy as np
 import pandas as pd
 
 from vosbench.errors import InputError
@@ -102,7 +103,7 @@ def _upsert_sequences(path: Path, rows: list[Mapping[str, Any]], drop: Iterable[
     old = read_sequences(path)
     dropped = set(drop)
     if dropped and len(old):
-        old = old[[(m, s) not in dropped for m, s in zip(old["method"], old["source"])]]
+        old = old[np.array([(m, s) not in dropped for m, s in zip(old["method"], old["source"])], dtype=bool)]
     new = pd.DataFrame(rows, columns=SEQUENCE_COLUMNS)
     keys = set(map(tuple, new[KEY_COLUMNS].itertuples(index=False)))
     keep = [tuple(r) not in keys for r in old[KEY_COLUMNS].itertuples(index=False)] if len(old) else []
@@ -254,7 +255,8 @@ def upsert(table: pd.DataFrame, rows: Iterable[Mapping[str, Any]],
     table = normalise(table)
     dropped = set(drop)
     if dropped:
-        table = table[[(m, s) not in dropped for m, s in zip(table["method"], table["source"])]]
+        keep = np.array([(m, s) not in dropped for m, s in zip(table["method"], table["source"])], dtype=bool)
+        table = table[keep]
     new = normalise(pd.DataFrame(list(rows)))
     if new.empty:
         return sort_table(table)
