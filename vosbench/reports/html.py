@@ -26,7 +26,8 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2e
        color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { font-size: 1.25em; margin-top: 2em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; }
+th, td { border: 1px solid #ddd; padding: 0.25em 0.6em; text-align: right; white-space: nowrap; }
+.table { overflow-x: auto; }
 th { background: #f4f4f4; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 .note { color: #555; font-size: 0.9em; } .figure { margin: 1em 0 2em; }
@@ -36,7 +37,8 @@ img { max-width: 100%; height: auto; display: block; margin: 0.5em 0; }
 def _table_html(frame: pd.DataFrame, float_format: str = "{:.3f}", index: bool = True) -> str:
     formatters = {c: (lambda v, f=float_format: "–" if pd.isna(v) else f.format(v))
                   for c in frame.columns if pd.api.types.is_float_dtype(frame[c])}
-    return frame.to_html(index=index, escape=True, border=0, formatters=formatters, na_rep="–")
+    table = frame.to_html(index=index, escape=True, border=0, formatters=formatters, na_rep="–")
+    return f'<div class="table">\n{table}\n</div>'
 
 
 def _image_html(png: bytes, alt: str) -> str:
