@@ -14,7 +14,9 @@ RGB network, and the mask pathway is learned from there.
 """
 from __future__ import annotations
 
+import copy
 import logging
+import time
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
@@ -112,9 +114,6 @@ class MaskTrack(OSVOS):
         first, ids = self._object_masks(video)
         parent = self.parent()
         frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
-        import copy
-        import time
-
         start = time.perf_counter()
         networks = []
         for object_id in ids:
@@ -126,6 +125,8 @@ class MaskTrack(OSVOS):
                               extra_of=lambda m, r: deform_mask(m, r))
             networks.append((object_id, net.eval()))
         self.last_finetune_seconds = time.perf_counter() - start
+        log.info("%s: fine-tuned %d object(s) of %s in %.1f s", self.name, len(ids), video.name,
+                 self.last_finetune_seconds)
         return networks
 
     @torch.no_grad()

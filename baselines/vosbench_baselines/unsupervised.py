@@ -356,32 +356,41 @@ class UnsupervisedPipeline(UnsupervisedMethod):
         return [frame_proposals(self.objectness(frame), motion[t], max_proposals=self.max_objects,
                                 motion_floor=self.motion_floor) for t, frame in enumerate(frames)]
 
-    def propagate(self, frames: list[np.ndarray], key_masks: dict[int, np.ndarray], ids: list[int]
-                  ) -> list[dict[int, np.ndarray]]:
+    def propagate_from(self, frames: list[np.ndarray], key: int, seed_map: np.ndarray
+                       ) -> list[tuple[int, np.ndarray] | None]:
+        """One key frame's id map propagated forwards and backwards: per frame (steps from the key, id map)."""
+        n = len(frames)
+        out: list[tuple[int, np.ndarray] | None] = [None] * n
+        present = sorted(int(i) for i in np.unique(seed_map) if i)
+        if not present:
+            return out
+        for order in (list(range(key, n)), list(range(key, -1, -1))):
+            clip = Video(name=f"key{key}", frames=[frames[t] for t in order],
+                         frame_names=[f"{t:05d}" for t in order], given_masks={0: seed_map}, object_ids=present)
+            for step, masks in enumerate(self.propagator().segment(clip)):
+                masks = _resize(np.asarray(masks, np.uint8), frames[0].shape[:2], nearest=True)
+                out[order[step]] = (step, masks)
+        return out
+
+    def propagate(self, frames: list[np.ndarray], key_masks: dict[int, np.ndarray], ids: list[int],
+                  runs: dict[int, list] | None = None) -> list[dict[int, np.ndarray]]:
         """Masks of every object on every frame, propagated from the key frames (forwards and backwards).
 
-        Each key frame's id map seeds a run in both directions; where runs disagree the
-        run from the nearest key frame wins.
+        Each key frame's id map seeds a run in both directions; on each frame the run from the
+        nearest key frame wins (the later key on a tie). runs: cache of finished runs by key
+        frame, so that adding a key frame propagates only from it.
         """
+        runs = {} if runs is None else runs
         n = len(frames)
         out: list[dict[int, np.ndarray]] = [{i: np.zeros(frames[0].shape[:2], bool) for i in ids} for _ in range(n)]
         distance = np.full(n, np.inf)
         for key in sorted(key_masks):
-            seed_map = key_masks[key]
-            present = [i for i in ids if (seed_map == i).any()]
-            if not present:
-                continue
-            for order in (list(range(key, n)), list(range(key, -1, -1))):
-                if len(order) < 1:
-                    continue
-                clip = Video(name=f"key{key}", frames=[frames[t] for t in order],
-                             frame_names=[f"{t:05d}" for t in order], given_masks={0: seed_map}, object_ids=present)
-                for step, masks in enumerate(self.propagator().segment(clip)):
-                    t = order[step]
-                    if step <= distance[t]:
-                        masks = _resize(np.asarray(masks, np.uint8), frames[0].shape[:2], nearest=True)
-                        out[t] = {i: masks == i for i in ids}
-                        distance[t] = step
+            if key not in runs:
+                runs[key] = self.propagate_from(frames, key, key_masks[key])
+            for t, entry in enumerate(runs[key]):
+                if entry is not None and entry[0] <= distance[t]:
+                    out[t] = {i: entry[1] == i for i in ids}
+                    distance[t] = entry[0]
         return out
 
     def segment(self, video: Video) -> Iterator[np.ndarray]:
@@ -401,8 +410,9 @@ class UnsupervisedPipeline(UnsupervisedMethod):
             seed_map[p.mask & (seed_map == 0)] = ids[-1]
         key_masks[key] = seed_map
         final: list[dict[int, np.ndarray]] = []
+        runs: dict[int, list] = {}
         for _round in range(self.max_key_frames):
-            propagated = self.propagate(frames, key_masks, ids)
+            propagated = self.propagate(frames, key_masks, ids, runs)
             final, leftovers = [], []
             for t in range(n):
                 masks, unmatched = associate(propagated[t], proposals[t])
