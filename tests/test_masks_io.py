@@ -117,3 +117,18 @@ def test_real_davis2016_encodings_agree(davis2016_root):
     la = davis2016_root / "Annotations" / "480p" / "bear" / "00077.png"
     assert Image.open(la).mode == "LA"
     assert set(np.unique(read_mask(la, binary=True)).tolist()) <= {0, 1}
+
+
+def test_atomic_writes_get_ordinary_permissions(tmp_path, id_mask):
+    import os
+
+    from vosbench.io import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "page.html", "<html></html>")
+        write_mask(tmp_path / "m.png", id_mask)
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "page.html").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "m.png").stat().st_mode & 0o777 == 0o644
