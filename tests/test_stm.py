@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -188,11 +189,18 @@ def test_speed_stm_480p_per_frame_and_object(benchmark):
     video = Video("bench", frames, [f"{i:05d}" for i in range(n_frames)], {0: given}, [1])
     method = STM(device="cpu")
 
-    def segment_all():
-        return list(method.segment(video))
+    cpu_seconds = []
 
-    masks = benchmark.pedantic(segment_all, rounds=1, iterations=1)
+    def segment_all():
+        start = time.process_time()
+        masks = list(method.segment(video))
+        cpu_seconds.append(time.process_time() - start)
+        return masks
+
+    masks = benchmark.pedantic(segment_all, rounds=3, iterations=1, warmup_rounds=0)
     assert len(masks) == n_frames
+    # CPU seconds (all threads) per frame and object: what the work costs, whatever else
+    # shares the machine; the wall-clock figure is pytest-benchmark's own.
+    benchmark.extra_info["cpu_seconds_per_frame_per_object"] = min(cpu_seconds) / n_frames
     if benchmark.stats:
-        per_frame = benchmark.stats.stats.mean / n_frames
-        benchmark.extra_info["seconds_per_frame_per_object"] = per_frame
+        benchmark.extra_info["wall_seconds_per_frame_per_object"] = benchmark.stats.stats.min / n_frames
