@@ -250,7 +250,9 @@ class STM(SemiSupervisedMethod):
             raise ValueError("mem_every must be >= 1")
         self.net = load_stm(self.weights_path).to(self.device).eval()
         # What changes the masks, so that a run with other weights or settings is never reused.
-        self.options.update(weights=str(self.weights_path), weights_sha256=_sha256(self.weights_path)[:16],
+        packaged = self.weights_path.resolve() == DEFAULT_WEIGHTS.resolve()
+        self.options.update(weights="packaged stm.pt" if packaged else str(self.weights_path),
+                            weights_sha256=_sha256(self.weights_path)[:16],
                             mem_every=self.mem_every, size=self.size)
 
     @classmethod
