@@ -187,3 +187,25 @@ def test_folder_dataset(tmp_path):
     assert row.J == jaccard_reference(g, p)
     with pytest.raises(InputError, match="no sub-folder"):
         open_dataset("folder", tmp_path / "res" / "clip")
+
+
+def test_cli_seen_unseen_breakdown(ytvos, tmp_path, capsys):
+    root, results, *_ = ytvos
+    (tmp_path / "seen.txt").write_text("person\nzebra\n")
+    (tmp_path / "unseen.txt").write_text("dog\ngiraffe\n")
+    out = tmp_path / "out"
+    status = main(["evaluate", "--gt", str(root), "--results", str(results), "--dataset", "youtubevos",
+                   "--split", "valid", "--out", str(out), "--no-cache", "--no-progress",
+                   "--seen-categories", str(tmp_path / "seen.txt"), "--unseen-categories", str(tmp_path / "unseen.txt")])
+    assert status == 0
+    assert "seen / unseen" in capsys.readouterr().out
+    written = pd.read_csv(out / "seen-unseen_results-valid.csv")
+    ds = open_dataset("youtubevos", root, split="valid")
+    result = vosbench.evaluate(root, results, dataset="youtubevos", split="valid", cache=False)
+    expected = seen_unseen_breakdown(result, ds, seen={"person", "zebra"}, unseen={"dog", "giraffe"})
+    assert written["overall"][0] == pytest.approx(round(expected["overall"][0], 3), abs=1e-9)
+    # One list without the other is refused.
+    assert main(["evaluate", "--gt", str(root), "--results", str(results), "--dataset", "youtubevos",
+                 "--split", "valid", "--out", str(tmp_path / "out2"), "--no-progress",
+                 "--seen-categories", str(tmp_path / "seen.txt")]) == 2
+    assert not (tmp_path / "out2").exists()

@@ -6,7 +6,10 @@ import logging
 from pathlib import Path
 
 from vosbench import evaluate
-from vosbench.io.factory import DatasetKind
+from vosbench.errors import VosbenchError
+from vosbench.io.atomic import atomic_write
+from vosbench.io.factory import DatasetKind, open_dataset
+from vosbench.tracks.youtubevos import read_category_list, seen_unseen_breakdown
 from vosbench.tracks.params import Track
 
 log = logging.getLogger(__name__)
@@ -35,14 +38,35 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="do not reuse or store per-sequence scores")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--seen-categories", type=Path, default=None,
+                        help="YouTube-VOS: text file of the categories seen in training (one per line)")
+    parser.add_argument("--unseen-categories", type=Path, default=None,
+                        help="YouTube-VOS: text file of the unseen categories; with --seen-categories "
+                             "adds J/F seen and unseen and their mean")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if (args.seen_categories is None) != (args.unseen_categories is None):
+        raise VosbenchError("--seen-categories and --unseen-categories go together.")
+    if args.seen_categories is not None and args.dataset is not DatasetKind.YOUTUBEVOS:
+        raise VosbenchError("--seen-categories/--unseen-categories apply to --dataset youtubevos only.")
     result = evaluate(args.gt, args.results, dataset=args.dataset, track=args.track, split=args.split,
                       resolution=args.resolution, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
                       cache=args.cache, lenient=args.lenient, progress=args.progress)
     print(result.format_table())
-    paths = result.write(args.out or args.results)
+    breakdown = None
+    if args.seen_categories is not None:
+        breakdown = seen_unseen_breakdown(result, open_dataset(args.dataset, args.gt, split=args.split),
+                                          seen=read_category_list(args.seen_categories),
+                                          unseen=read_category_list(args.unseen_categories))
+        print("\n------------------- YouTube-VOS seen / unseen -------------------")
+        print(breakdown.to_string(index=False, float_format="%.3f"))
+    out = args.out or args.results
+    paths = result.write(out)
+    if breakdown is not None:
+        target = Path(out) / f"seen-unseen_results-{args.split}.csv"
+        atomic_write(target, breakdown.to_csv(index=False, float_format="%.3f", lineterminator="\n"))
+        paths["seen_unseen"] = target
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
     return 1 if result.skipped else 0
