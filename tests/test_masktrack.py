@@ -6,7 +6,6 @@ import pytest
 import torch
 
 from vosbench.io.datasets import DavisDataset
-from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
 from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask
 from vosbench_baselines.osvos import SegNet, SingleFrameTask, default_weights, load_trained

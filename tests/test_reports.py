@@ -19,7 +19,7 @@ from vosbench.io.factory import open_dataset
 from vosbench.reports import plots
 from vosbench.reports.attributes import attribute_names, attribute_table, jf_per_attribute, read_db_info
 from vosbench.reports.sessions import InteractiveRun, interaction_table, interactive_tidy
-from vosbench.reports.tables import (compare, frame_table, load_run, load_runs, object_table, sequence_table,
+from vosbench.reports.tables import (compare, frame_table, load_run, load_runs, sequence_table,
                                      significance, summary_table, tidy_result)
 from tiny_davis import moving_boxes, write_davis, write_sequence
 

@@ -18,7 +18,6 @@ a floor, and a propagator that needs nothing but numpy.
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any, ClassVar, Iterator, Mapping
 
 import cv2

@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
 import cv2

@@ -22,7 +22,6 @@ comes from the package. See ``weights/MODEL_CARD_stm.md`` for data, steps and sc
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import time

@@ -48,7 +48,7 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vosbench.methods.base import InteractiveMethod, Video
+    from vosbench.methods.base import InteractiveMethod
     from vosbench.methods.registry import load_method
     from vosbench.tracks.interactive.session import SessionParams, find_samples, run_session
 
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = out / ".checkpoint"
     if args.restart and checkpoint.is_dir():
         shutil.rmtree(checkpoint)
-    result = run_session(dataset, method, params, samples=samples, progress=args.progress, video_factory=Video,
+    result = run_session(dataset, method, params, samples=samples, progress=args.progress,
                          checkpoint_dir=checkpoint)
     paths = result.write(out)
     if args.plot:

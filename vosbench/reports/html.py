@@ -90,7 +90,7 @@ def render_html_report(tidy: pd.DataFrame, *, title: str = "vosbench report",
     """The page as text. See `write_html_report`."""
     from vosbench import __version__
     from vosbench.reports import plots
-    from vosbench.reports.attributes import attribute_table, jf_per_attribute
+    from vosbench.reports.attributes import jf_per_attribute
     from vosbench.reports.tables import pairwise_significance, summary_table
 
     body: list[str] = [f"<h1>{html.escape(title)}</h1>"]

@@ -6,8 +6,8 @@
 """
 from vosbench.tracks.interactive.report import REPORT_COLUMNS, SampleInfo, summarize
 from vosbench.tracks.interactive.robot import RobotParams, ScribbleRobot
-from vosbench.tracks.interactive.session import (InteractiveResult, Sample, SequenceView, SessionParams, find_samples,
+from vosbench.tracks.interactive.session import (InteractiveResult, Sample, SessionParams, find_samples,
                                                  run_session)
 
-__all__ = ["RobotParams", "ScribbleRobot", "SessionParams", "Sample", "SequenceView", "InteractiveResult",
+__all__ = ["RobotParams", "ScribbleRobot", "SessionParams", "Sample", "InteractiveResult",
            "find_samples", "run_session", "summarize", "SampleInfo", "REPORT_COLUMNS"]

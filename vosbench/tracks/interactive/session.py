@@ -44,6 +44,7 @@ import pandas as pd
 
 from vosbench.errors import VosbenchError
 from vosbench.io.datasets import Dataset
+from vosbench.io.video import LazyFrames, Video
 from vosbench.io.scribbles import Scribbles, annotated_frames, dumps_scribbles, read_scribbles
 from vosbench.io.atomic import atomic_write
 from vosbench.metrics.frames import object_frame_scores
@@ -83,38 +84,6 @@ class InteractiveAnswerer(Protocol):
 
     def interact(self, video: Any, scribbles: Scribbles, previous_masks: np.ndarray | None) -> np.ndarray: ...
 
-
-class _LazyFrames(Sequence[np.ndarray]):
-    def __init__(self, dataset: Dataset, sequence: str, names: list[str]):
-        self._dataset, self._sequence, self._names = dataset, sequence, names
-
-    def __len__(self) -> int:
-        return len(self._names)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        if isinstance(index, slice):
-            return [self._dataset.read_frame(self._sequence, n) for n in self._names[index]]
-        return self._dataset.read_frame(self._sequence, self._names[index])
-
-
-@dataclass
-class SequenceView:
-    """A sequence as the method sees it; the same fields as `vosbench.methods.Video`."""
-
-    name: str
-    frames: Sequence[np.ndarray]
-    frame_names: list[str]
-    given_masks: dict[int, np.ndarray] = field(default_factory=dict)
-    object_ids: list[int] = field(default_factory=list)
-
-    @property
-    def size(self) -> tuple[int, int]:
-        first = self.frames[0]
-        return int(first.shape[0]), int(first.shape[1])
-
-
-# (name, frames, frame_names, object_ids) -> the object handed to the method
-VideoFactory = Callable[..., Any]
 
 
 @dataclass
@@ -228,7 +197,7 @@ class _SampleOutcome:
 
 def _play_sample(dataset: Dataset, method: InteractiveAnswerer, sample: Sample, params: SessionParams,
                  robot: ScribbleRobot, clock: Callable[[], float], session_id: str, method_name: str,
-                 video_factory: VideoFactory | None, bar) -> _SampleOutcome:
+                 bar) -> _SampleOutcome:
     seq = sample.sequence
     gt = dataset.read_annotations(seq)
     names = dataset.frame_names(seq)
@@ -237,9 +206,8 @@ def _play_sample(dataset: Dataset, method: InteractiveAnswerer, sample: Sample, 
         raise VosbenchError(f"sequence {seq} of {dataset.describe()} has no object in its ground truth")
     # The frames are read (uint8) before the clock starts: reading JPEGs is not the method's time,
     # as in the framework, where the method holds the frames.
-    frames = list(_LazyFrames(dataset, seq, names))
-    video = (video_factory or SequenceView)(name=seq, frames=frames, frame_names=names,
-                                            object_ids=list(range(1, nb_objects + 1)))
+    frames = list(LazyFrames(lambda name: dataset.read_frame(seq, name), names))
+    video = Video(name=seq, frames=frames, frame_names=names, object_ids=list(range(1, nb_objects + 1)))
     robot_frames: list[int] = []
     if sample.first_scribble is not None:
         scribbles = copy.deepcopy(sample.first_scribble)
@@ -290,13 +258,11 @@ def _checkpoint_key(params: SessionParams, method_name: str, session_id: str) ->
 def run_session(dataset: Dataset, method: InteractiveAnswerer, params: SessionParams | None = None,
                 samples: Sequence[Sample] | None = None, scribbles_root: str | Path | None = None,
                 clock: Callable[[], float] = time.perf_counter, progress: bool = False,
-                session_id: str | None = None, video_factory: VideoFactory | None = None,
+                session_id: str | None = None,
                 checkpoint_dir: str | Path | None = None) -> InteractiveResult:
     """Play the interactive protocol with `method` on every sample of `dataset`.
 
     clock: the timer of the method's answers (inject a fake one for reproducible reports).
-    video_factory: builds what the method receives from ``(name=, frames=, frame_names=,
-        object_ids=)``; default `SequenceView` (the CLI passes `vosbench.methods.Video`).
     checkpoint_dir: each finished sample is stored there, and a re-run with the same
         method, session id and parameters takes finished samples from it instead of
         playing them again (their timings are those measured the first time).
@@ -328,7 +294,7 @@ def run_session(dataset: Dataset, method: InteractiveAnswerer, params: SessionPa
                 log.debug("resumed %s #%d from %s", sample.sequence, sample.scribble_idx, saved)
             else:
                 outcome = _play_sample(dataset, method, sample, params, robot, clock, session_id, method_name,
-                                       video_factory, bar)
+                                       bar)
                 if saved is not None:
                     atomic_write(saved, outcome.to_json())
             outcomes.append(outcome)
