@@ -514,7 +514,7 @@ def train_single_frame(method: str, config) -> Any:
     started = time.time()
 
     def export(step: int) -> Path:
-        meta = {"method": method, "steps": step, "seed": config.seed, "data": str(config.data),
+        meta = {"method": method, "steps": step, "seed": config.seed, "data": Path(config.data).name,  # the folder name only: no machine paths in shipped files
                 "split": config.split, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
                 "options": {k: list(v) if isinstance(v, tuple) else v for k, v in task.options.items()},
                 "wall_seconds_this_session": round(time.time() - started, 1)}

@@ -374,7 +374,7 @@ class STM(SemiSupervisedMethod):
         started = time.time()
 
         def export(step: int) -> Path:
-            meta = {"method": "stm", "steps": step, "seed": config.seed, "data": str(config.data),
+            meta = {"method": "stm", "steps": step, "seed": config.seed, "data": Path(config.data).name,  # the folder name only: no machine paths in shipped files
                     "split": config.split, "batch_size": config.batch_size, "options": options,
                     "wall_seconds_this_session": round(time.time() - started, 1)}
             return export_weights(net, Path(config.out) / "final.pt", meta,
