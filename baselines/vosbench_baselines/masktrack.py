@@ -14,9 +14,7 @@ RGB network, and the mask pathway is learned from there.
 """
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from typing import Any, ClassVar, Iterator
 
 import cv2
@@ -26,7 +24,7 @@ import torch.nn.functional as F
 
 from vosbench.methods.base import Video
 from vosbench_baselines.encoder import Conv2dSame
-from vosbench_baselines.osvos import (OSVOS, SegNet, finetune_on_frame, labels_from_logits,
+from vosbench_baselines.osvos import (OSVOS, SegNet, labels_from_logits,
                                       resize_short_side, to_tensor)
 
 log = logging.getLogger(__name__)
@@ -104,29 +102,12 @@ class MaskTrack(OSVOS):
     def build_network(self) -> MaskTrackNet:
         return MaskTrackNet(pretrained=self.pretrained)
 
-    def finetuned_networks(self, video: Video) -> list[tuple[int, MaskTrackNet]]:
-        if self.finetune.steps <= 0:
-            first, ids = self._object_masks(video)
-            parent = self.parent()
-            self.last_finetune_seconds = 0.0
-            return [(object_id, parent) for object_id in ids]
-        first, ids = self._object_masks(video)
-        parent = self.parent()
-        frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
-        start = time.perf_counter()
-        networks = []
-        for object_id in ids:
-            net = copy.deepcopy(parent)
-            mask = cv2.resize((first == object_id).astype(np.uint8), frame0.shape[1::-1],
-                              interpolation=cv2.INTER_NEAREST)
-            rng = np.random.default_rng([self.seed, object_id])
-            finetune_on_frame(net, frame0, mask, self.finetune, rng, self._device,
-                              extra_of=lambda m, r: deform_mask(m, r))
-            networks.append((object_id, net.eval()))
-        self.last_finetune_seconds = time.perf_counter() - start
-        log.info("%s: fine-tuned %d object(s) of %s in %.1f s", self.name, len(ids), video.name,
-                 self.last_finetune_seconds)
-        return networks
+    # The prior channel is what MaskTrack learns from, so even an empty first mask is fine-tuned on.
+    finetune_empty_masks: ClassVar[bool] = True
+
+    def finetune_extra(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A deformed copy of the first-frame mask plays the previous frame's prediction."""
+        return deform_mask(mask, rng)
 
     @torch.no_grad()
     def segment(self, video: Video) -> Iterator[np.ndarray]:

@@ -357,19 +357,28 @@ class OSVOS(SemiSupervisedMethod):
         ids = [int(i) for i in (video.object_ids or np.unique(first)) if int(i) != 0]
         return first, ids
 
+    # (mask, rng) -> the extra input channel fed with each fine-tuning crop; None: RGB only.
+    # MaskTrack defines it as a method.
+    finetune_extra: ClassVar[Any] = None
+    # Whether an object absent from frame 0 is still fine-tuned (on an empty target).
+    finetune_empty_masks: ClassVar[bool] = False
+
     def finetuned_networks(self, video: Video) -> list[tuple[int, SegNet]]:
-        """One fine-tuned copy of the parent per object of frame 0."""
+        """One fine-tuned copy of the parent per object of frame 0 (the parent itself without fine-tuning)."""
         first, ids = self._object_masks(video)
         parent = self.parent()
+        if self.finetune.steps <= 0:
+            self.last_finetune_seconds = 0.0
+            return [(object_id, parent) for object_id in ids]
         frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
         networks = []
         start = time.perf_counter()
         for object_id in ids:
             net = copy.deepcopy(parent)
             mask = cv2.resize((first == object_id).astype(np.uint8), frame0.shape[1::-1], interpolation=cv2.INTER_NEAREST)
-            if self.finetune.steps > 0 and mask.any():
+            if mask.any() or self.finetune_empty_masks:
                 rng = np.random.default_rng([self.seed, object_id])
-                finetune_on_frame(net, frame0, mask, self.finetune, rng, self._device)
+                finetune_on_frame(net, frame0, mask, self.finetune, rng, self._device, extra_of=self.finetune_extra)
             networks.append((object_id, net.eval()))
         self.last_finetune_seconds = time.perf_counter() - start
         log.info("%s: fine-tuned %d object(s) of %s in %.1f s", self.name, len(ids), video.name,
