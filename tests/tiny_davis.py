@@ -22,12 +22,12 @@ def moving_boxes(n_frames: int, height: int, width: int, n_objects: int, seed: i
     return masks
 
 
-def write_davis(root: Path, sequences: dict[str, np.ndarray], split: str = "val") -> Path:
-    """Write ground truth as ``root/Annotations/480p/<seq>/NNNNN.png`` plus ``ImageSets/2017/<split>.txt``."""
+def write_davis(root: Path, sequences: dict[str, np.ndarray], split: str = "val", year: int = 2017) -> Path:
+    """Write ground truth as ``root/Annotations/480p/<seq>/NNNNN.png`` plus ``ImageSets/<year>/<split>.txt``."""
     for name, masks in sequences.items():
         write_sequence(root / "Annotations" / "480p" / name, masks)
-    (root / "ImageSets" / "2017").mkdir(parents=True, exist_ok=True)
-    (root / "ImageSets" / "2017" / f"{split}.txt").write_text("\n".join(sequences) + "\n")
+    (root / "ImageSets" / str(year)).mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / str(year) / f"{split}.txt").write_text("\n".join(sequences) + "\n")
     return root
 
 

@@ -26,6 +26,6 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
     kind = DatasetKind(dataset)
     track = Track(track)
     ds = open_dataset(kind, gt, split=split, resolution=resolution, unsupervised=track is Track.UNSUPERVISED)
-    params = params or EvalParams.official(track, youtubevos=kind is DatasetKind.YOUTUBEVOS)
+    params = params or EvalParams.official(track, dataset=kind)
     return evaluate_dataset(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
                             cache_dir=cache, lenient=lenient, progress=progress, split=split)

@@ -92,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     record = segment_dataset(method, dataset, masks, track=args.track, resume=args.resume, progress=args.progress)
     record = replace(record, dataset=dataset_name, split=args.split, resolution=args.resolution)
 
-    params = EvalParams.official(args.track, youtubevos=args.dataset is DatasetKind.YOUTUBEVOS)
+    params = EvalParams.official(args.track, dataset=args.dataset)
     result = evaluate_dataset(dataset, masks, params, jobs=args.jobs, progress=args.progress, split=args.split)
     print(result.format_table())
     print(f"\n{record.method}: J&F-Mean {result.summary['J&F-Mean']:.3f}, {record.seconds_per_frame:.4f} s/frame "

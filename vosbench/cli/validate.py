@@ -19,11 +19,9 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from vosbench.io.factory import DatasetKind
-
     dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution,
                            unsupervised=args.track is Track.UNSUPERVISED)
-    params = EvalParams.official(args.track, youtubevos=args.dataset is DatasetKind.YOUTUBEVOS)
+    params = EvalParams.official(args.track, dataset=args.dataset)
     problems = validate_folder(dataset, args.results, params)
     for problem in problems:
         print(f"- {problem}")

@@ -8,7 +8,7 @@
 `root` may also be the split folder itself. Ground truth exists only on the
 annotated frames; an object is given in the frame where it first appears and
 is scored from the next annotated frame on (`EvalParams.official(...,
-youtubevos=True)`). Categories come from meta.json and feed the seen/unseen
+dataset="youtubevos")`). Categories come from meta.json and feed the seen/unseen
 breakdown (`vosbench.tracks.youtubevos`).
 """
 from __future__ import annotations
