@@ -115,6 +115,8 @@ from vosbench.reports.leaderboard import read_sequences, sequences_path
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = ["andiff", "fseg", "onavos", "osvos", "premvos", "ranet", "stm"]
+# AnDiff (Yang et al., ICCV 2019) and FSEG (Jain et al., CVPR 2017) are unsupervised methods.
+UNSUPERVISED_PUBLISHED = ["andiff", "fseg"]
 J_F_COLUMNS = [c for c in OFFICIAL_KEYS.values() if c != "T-Mean"]
 FULL_T = os.environ.get("VOSBENCH_FULL_T") == "1"
 # AnDiff's published T was made by the DAVIS toolkit's eval_result, which does not compare the first
@@ -126,13 +128,15 @@ def official(davis2016_root):
     return json.loads((davis2016_root / "results" / "official_global_val.json").read_text())
 
 
-def assert_matches_official(table: pd.DataFrame, davis2016_root, with_t: bool) -> None:
+def assert_matches_official(table: pd.DataFrame, davis2016_root, with_t: bool,
+                            methods: list[str] = PUBLISHED) -> None:
+    """The table holds exactly `methods` computed and quoted, quoted as published, computed within rounding."""
     figures = official(davis2016_root)
     assert sorted(figures) == PUBLISHED
     computed = table[table["source"] == Source.RECOMPUTED.value].set_index("method")
     quoted = table[table["source"] == Source.PUBLISHED.value].set_index("method")
-    assert sorted(computed.index) == PUBLISHED and sorted(quoted.index) == PUBLISHED
-    for method, row in figures.items():
+    assert sorted(computed.index) == methods and sorted(quoted.index) == methods
+    for method, row in ((m, figures[m]) for m in methods):
         for key, column in OFFICIAL_KEYS.items():
             assert quoted.at[method, column] == row[key]  # quoted as published
             if column == "T-Mean":
@@ -159,10 +163,30 @@ def test_published_masks_rebuild_the_official_j_and_f_columns(davis2016_root, tm
 
 
 @pytest.mark.shared
-def test_committed_davis2016_leaderboard_matches_official_and_this_code(davis2016_root):
-    """The committed table equals the official one, and its T is what this code computes.
+def test_unsupervised_leaderboard_ranks_the_unsupervised_published_methods_only(davis2016_root, tmp_path):
+    status = main(["leaderboard", "--gt", str(davis2016_root), "--dataset", "davis2016", "--track", "unsupervised",
+                   "--published", str(davis2016_root / "results"), "--measures", "J,F", "--out", str(tmp_path),
+                   "--jobs", "2", "--no-progress"])
+    assert status == 0
+    paths = leaderboard_paths(tmp_path, "davis2016", "val", "unsupervised")
+    table = read_leaderboard(paths["json"])
+    assert_matches_official(table, davis2016_root, with_t=False, methods=UNSUPERVISED_PUBLISHED)
+    text = paths["md"].read_text()
+    assert "Reproduction of the published figures" in text and "first and last frame excluded" in text
+    assert "stm (semi)" in text  # the note names what was left out and why
+    per_sequence = read_sequences(sequences_path(tmp_path, "davis2016", "val", "unsupervised"))
+    assert sorted(set(per_sequence["method"])) == UNSUPERVISED_PUBLISHED and len(per_sequence) == 2 * 20
 
-    T of all 7 methods takes minutes; here one short sequence of two methods is recomputed and must
+
+COMMITTED = {"semi": (PUBLISHED, ["osvos", "stm"]), "unsupervised": (UNSUPERVISED_PUBLISHED, ["fseg"])}
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("track", sorted(COMMITTED))
+def test_committed_davis2016_leaderboard_matches_official_and_this_code(davis2016_root, track):
+    """The committed table of a track equals the official one, and its T is what this code computes.
+
+    T of all 7 methods takes minutes; here one short sequence of one or two methods is recomputed and must
     equal the committed per-sequence value, and the committed dataset T must be the mean of the committed
     per-sequence values over the eval_t sequences. VOSBENCH_FULL_T=1 rebuilds everything instead
     (test_full_rebuild_with_t).
@@ -171,23 +195,26 @@ def test_committed_davis2016_leaderboard_matches_official_and_this_code(davis201
     from vosbench.reports.attributes import eval_t_sequences
     from vosbench.reports.temporal_scores import results_t
 
-    table = read_leaderboard(REPO / "leaderboards" / "davis2016-val-semi.json")
-    assert_matches_official(table, davis2016_root, with_t=True)
+    methods, t_checked = COMMITTED[track]
+    paths = leaderboard_paths(REPO / "leaderboards", "davis2016", "val", track)
+    table = read_leaderboard(paths["json"])
+    assert_matches_official(table, davis2016_root, with_t=True, methods=methods)
+    assert json.loads(paths["json"].read_text())["protocol"] == EvalParams.official(track, "davis2016").describe()
     computed_rows = table[table["source"] == Source.RECOMPUTED.value].set_index("method")
-    for method in PUBLISHED:
+    for method in methods:
         options = json.loads(computed_rows.at[method, "options"] or "{}")
         assert options.get("t_first_reference", True) == (method not in T_WITHOUT_FIRST_REFERENCE)
-    per_sequence = read_sequences(REPO / "leaderboards" / "davis2016-val-semi.sequences.csv")
+    per_sequence = read_sequences(sequences_path(REPO / "leaderboards", "davis2016", "val", track))
     computed = per_sequence[per_sequence["source"] == Source.RECOMPUTED.value]
     counted = set(eval_t_sequences("davis2016"))
     dataset = open_dataset("davis2016", davis2016_root)
-    for method in PUBLISHED:
+    for method in methods:
         rows = computed[computed["method"] == method].set_index("sequence")
         assert len(rows) == 20
         t_values = rows.loc[[s for s in rows.index if s in counted], "T-Mean"]
         committed_t = table[(table["method"] == method) & (table["source"] == Source.RECOMPUTED.value)]["T-Mean"]
         assert float(committed_t.iloc[0]) == pytest.approx(t_values.mean(), abs=1e-6)
-        if method not in ("osvos", "stm"):
+        if method not in t_checked:
             continue
         (scores,) = results_t(dataset, davis2016_root / "results" / method, sequences=["car-shadow"], cache=False)
         assert scores.means[0] == pytest.approx(rows.at["car-shadow", "T-Mean"], abs=1e-6), method
@@ -272,3 +299,112 @@ def test_notes_and_dropped_rows_survive_later_run_records(tmp_path):
     assert "- a note" in paths["md"].read_text() and "an older note" not in paths["md"].read_text()
     assert short_path(tmp_path / "a" / "b" / "masks", tmp_path) == "a/b/masks"
     assert short_path("/elsewhere/runs/x/masks", tmp_path) == "x/masks"
+
+
+# -- which published methods a track's leaderboard holds; run folders of the unsupervised track ---------------
+
+
+def test_shipped_table_admits_unsupervised_methods_on_both_tracks_and_semi_ones_on_semi_only():
+    from vosbench.reports.collect import published_method_tracks, select_methods
+
+    tracks = published_method_tracks()
+    assert sorted(tracks) == PUBLISHED
+    assert sorted(m for m, t in tracks.items() if t.value == "unsupervised") == UNSUPERVISED_PUBLISHED
+    assert select_methods(PUBLISHED, "unsupervised") == UNSUPERVISED_PUBLISHED
+    assert select_methods(PUBLISHED, "semi") == PUBLISHED
+    assert select_methods(PUBLISHED, "unsupervised", ["fseg"]) == ["fseg"]
+    with pytest.raises(InputError, match=r"osvos \(semi\)"):
+        select_methods(PUBLISHED, "unsupervised", ["fseg", "osvos"])
+
+
+def _tiny_davis2016(root: Path, n_sequences: int = 2, n_frames: int = 6) -> dict[str, np.ndarray]:
+    from tiny_davis import moving_boxes, write_davis, write_frames
+
+    gt = {f"s{k}": moving_boxes(n_frames, 32, 40, n_objects=1, seed=k) for k in range(n_sequences)}
+    write_davis(root, gt, year=2016)
+    write_frames(root, gt)
+    return gt
+
+
+def _published(folder: Path, gt: dict[str, np.ndarray], methods: list[str]) -> Path:
+    from tiny_davis import write_sequence
+
+    for shift, method in enumerate(methods, start=1):
+        for name, masks in gt.items():
+            write_sequence(folder / method / name, np.roll(masks, shift, axis=2))
+    return folder
+
+
+def test_published_methods_are_chosen_by_track(tmp_path):
+    gt = _tiny_davis2016(tmp_path / "gt")
+    published = _published(tmp_path / "published", gt, ["fseg", "osvos", "mystery"])
+    board = tmp_path / "boards"
+
+    def build(track, methods=None):
+        return build_leaderboard(tmp_path / "gt", dataset="davis2016", track=track, published=published,
+                                 measures=["J", "F"], leaderboard_dir=board, methods=methods, cache=False)
+
+    semi = build("semi")
+    assert sorted(semi.table["method"]) == ["fseg", "mystery", "osvos"]
+    # A method whose track is not known cannot be put on the unsupervised leaderboard unasked ...
+    with pytest.raises(InputError, match="mystery"):
+        build("unsupervised")
+    # ... nor a semi-supervised one even when asked.
+    with pytest.raises(InputError, match="osvos"):
+        build("unsupervised", ["fseg", "osvos"])
+    with pytest.raises(InputError, match="absent"):
+        build("unsupervised", ["fseg", "absent"])
+    both = build("unsupervised", ["fseg", "mystery"])
+    assert sorted(both.table["method"]) == ["fseg", "mystery"]
+    only = build("unsupervised", ["fseg"])
+    assert list(only.table["method"]) == ["fseg"]  # a rebuild that leaves mystery out takes its rows away
+    sequences = read_sequences(sequences_path(board, "davis2016", "val", "unsupervised"))
+    assert set(sequences["method"]) == {"fseg"}
+    assert "mystery" in only.paths["md"].read_text()  # the note says what was left out
+    # The fseg row is scored under the DAVIS 2016 unsupervised protocol.
+    import vosbench
+
+    expected = vosbench.evaluate(tmp_path / "gt", published / "fseg", dataset="davis2016", track="unsupervised",
+                                 cache=False).summary
+    row = only.table.set_index("method").loc["fseg"]
+    assert all(row[c] == pytest.approx(v) for c, v in expected.items())
+
+
+def test_unsupervised_run_folder_joins_the_davis2016_unsupervised_leaderboard(tmp_path):
+    """`vosbench run --method unsupervised --track unsupervised --dataset davis2016` makes a folder --runs takes."""
+    import vosbench
+
+    _tiny_davis2016(tmp_path / "gt")
+    run = tmp_path / "runs" / "unsupervised"
+    assert main(["run", "--method", "unsupervised", "--track", "unsupervised", "--dataset", "davis2016", "--gt",
+                 str(tmp_path / "gt"), "--split", "val", "--out", str(run), "--device", "cpu", "--threads", "1",
+                 "--leaderboard-dir", str(tmp_path / "recorded"), "--no-progress"]) == 0
+    board = tmp_path / "boards"
+    assert main(["leaderboard", "--gt", str(tmp_path / "gt"), "--dataset", "davis2016", "--track", "unsupervised",
+                 "--runs", str(run), "--out", str(board), "--no-progress"]) == 0
+    table = read_leaderboard(leaderboard_paths(board, "davis2016", "val", "unsupervised")["json"])
+    row = table.set_index("method").loc["unsupervised"]
+    assert row["source"] == Source.THIS_RUN.value and row["device"] == "cpu"
+    expected = vosbench.evaluate(tmp_path / "gt", run / "masks", dataset="davis2016", track="unsupervised",
+                                 cache=False).summary
+    assert all(row[c] == pytest.approx(v) for c, v in expected.items())
+    recorded = read_leaderboard(leaderboard_paths(tmp_path / "recorded", "davis2016", "val", "unsupervised")["json"])
+    assert recorded.set_index("method").loc["unsupervised", "J&F-Mean"] == pytest.approx(row["J&F-Mean"])
+
+    # Scores stored under another protocol (e.g. before DAVIS 2016 unsupervised dropped its first and last
+    # frame) are not reused: the masks are scored again.
+    stored = json.loads((run / "results-val.json").read_text())
+    stored["protocol"] = EvalParams.official("unsupervised", "davis2017").to_dict()
+    stored["global"] = {k: 0.123 for k in stored["global"]}
+    (run / "results-val.json").write_text(json.dumps(stored))
+    build = build_leaderboard(tmp_path / "gt", dataset="davis2016", track="unsupervised", runs=[run],
+                              measures=["J", "F"], leaderboard_dir=tmp_path / "again")
+    again = build.table.set_index("method").loc["unsupervised"]
+    assert all(again[c] == pytest.approx(v) for c, v in expected.items())
+
+    # A run of the other track is refused by name.
+    record = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps(dict(record, track="semi")))
+    with pytest.raises(InputError, match="semi track"):
+        build_leaderboard(tmp_path / "gt", dataset="davis2016", track="unsupervised", runs=[run],
+                          measures=["J", "F"], leaderboard_dir=tmp_path / "refused")

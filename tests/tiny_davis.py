@@ -35,3 +35,20 @@ def write_sequence(folder: Path, masks: np.ndarray) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for t, mask in enumerate(masks):
         write_mask(folder / f"{t:05d}.png", mask)
+
+
+def write_frames(root: Path, sequences: dict[str, np.ndarray], seed: int = 0) -> Path:
+    """Write ``root/JPEGImages/480p/<seq>/NNNNN.jpg``: each object a flat colour over a still noise background."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    for name, masks in sequences.items():
+        folder = root / "JPEGImages" / "480p" / name
+        folder.mkdir(parents=True, exist_ok=True)
+        background = rng.integers(0, 120, masks.shape[1:] + (3,), dtype=np.uint8)
+        colours = rng.integers(150, 256, (int(masks.max()) + 1, 3), dtype=np.uint8)
+        for t, mask in enumerate(masks):
+            frame = background.copy()
+            frame[mask > 0] = colours[mask[mask > 0]]
+            cv2.imwrite(str(folder / f"{t:05d}.jpg"), frame)
+    return root

@@ -29,7 +29,18 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--official", type=Path, default=None,
                         help="published leaderboard figures to quote (default: official_global_<split>.json "
                              "in --published when present)")
-    parser.add_argument("--runs", nargs="*", type=Path, default=[], help="vosbench run folders")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="METHOD",
+                        help="published methods to score and quote (default: those the track admits, by the track "
+                             "each was made for in vosbench/data/published_methods.csv: the semi track ranks "
+                             "semi-supervised and unsupervised methods together, as the DAVIS 2016 leaderboard "
+                             "does; the unsupervised track only unsupervised ones (andiff, fseg), since "
+                             "semi-supervised methods were given the first frame's mask. A method missing from "
+                             "that table is taken on the semi track and must be named here for the unsupervised "
+                             "one)")
+    parser.add_argument("--runs", nargs="*", type=Path, default=[],
+                        help="vosbench run folders of this track (e.g. made by `vosbench run --track TRACK`); "
+                             "their stored scores are reused when made under this leaderboard's protocol, "
+                             "else their masks are scored again")
     parser.add_argument("--t-without-first-reference", nargs="+", default=[], metavar="METHOD",
                         help="published methods whose T is computed without comparing the first evaluated frame "
                              "with the first frame's ground truth (the DAVIS toolkit's eval_result, by which "
@@ -49,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
                               published=args.published, official=args.official, runs=args.runs,
                               measures=parse_measures(args.measures), leaderboard_dir=args.out,
                               resolution=args.resolution, jobs=args.jobs, cache=args.cache,
-                              progress=args.progress, t_without_first_reference=args.t_without_first_reference)
+                              progress=args.progress, t_without_first_reference=args.t_without_first_reference,
+                              methods=args.methods)
     print(build.paths["md"].read_text(encoding="utf-8"))
     log.info("wrote %s", ", ".join(str(p) for p in build.paths.values()))
     return 0

@@ -6,6 +6,13 @@ when an official leaderboard file is given, adds the rows of vosbench runs,
 and writes ``<dataset>-<split>-<track>.{csv,md,json}``. Rows already in the
 leaderboard that this build does not touch (runs recorded by `vosbench run`)
 are kept.
+
+Which published methods a track's leaderboard holds follows from the track each
+was made for (``vosbench/data/published_methods.csv``): a method may rank on a
+track that gives it at least what it used. The semi-supervised leaderboard takes
+semi-supervised and unsupervised methods (the DAVIS 2016 leaderboard ranks them
+together); the unsupervised one takes unsupervised methods only, since a
+semi-supervised method was given the first frame's mask.
 """
 from __future__ import annotations
 
@@ -14,6 +21,8 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -22,6 +31,7 @@ import pandas as pd
 from vosbench.errors import InputError
 from vosbench.reports.leaderboard import (Source, read_leaderboard, reproduction_table, row_from_result,
                                           row_from_summary, sequence_rows, short_path, update_leaderboard)
+from vosbench.tracks.params import EvalParams, Track
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +39,10 @@ log = logging.getLogger(__name__)
 OFFICIAL_KEYS = {"Jmean": "J-Mean", "Jrecall": "J-Recall", "Jdecay": "J-Decay", "Fmean": "F-Mean",
                  "Frecall": "F-Recall", "Fdecay": "F-Decay", "T": "T-Mean"}
 RUN_RECORD_NAMES = ("run.json", "record.json")
+PUBLISHED_METHODS_FILE = "published_methods.csv"
+# The tracks whose methods a track's leaderboard admits: those given no more than the track gives.
+ADMITTED = {Track.SEMI: frozenset({Track.SEMI, Track.UNSUPERVISED}),
+            Track.UNSUPERVISED: frozenset({Track.UNSUPERVISED})}
 
 
 class Measure(str, enum.Enum):
@@ -92,6 +106,45 @@ def official_figures(path: str | os.PathLike) -> dict[str, dict[str, float]]:
     return out
 
 
+@lru_cache(maxsize=1)
+def published_method_tracks() -> dict[str, Track]:
+    """{method: the track it was made for} of the published methods vosbench knows (shipped table)."""
+    with resources.files("vosbench").joinpath("data", PUBLISHED_METHODS_FILE).open("r", encoding="utf-8") as handle:
+        table = pd.read_csv(handle, dtype=str)
+    return {str(m): Track(t) for m, t in zip(table["method"], table["track"])}
+
+
+def select_methods(available: Iterable[str], track: Track | str, methods: Sequence[str] | None = None, *,
+                   where: str | os.PathLike | None = None) -> list[str]:
+    """The names among `available` that belong on the leaderboard of `track`, in their order.
+
+    methods: the methods asked for (``--methods``); None: every method the track admits by the
+        shipped table. On the semi-supervised track a method missing from the table is taken; on
+        the unsupervised track it must be named in `methods`.
+    where: the folder or file the names come from, for error messages.
+    Raises InputError for a named method made for a track that gives more than `track`.
+    """
+    track = Track(track)
+    if track not in ADMITTED:
+        raise InputError(where, f"has no published-method leaderboard for the {track.value} track.",
+                         "Use --track semi or --track unsupervised.")
+    admitted, known, available = ADMITTED[track], published_method_tracks(), list(available)
+    if methods:
+        wrong = sorted(m for m in methods if m in known and known[m] not in admitted)
+        if wrong:
+            made_for = ", ".join(f"{m} ({known[m].value})" for m in wrong)
+            raise InputError(where, f"{made_for}: made for a track that gives more than the {track.value} track, "
+                             f"so not ranked on its leaderboard (see vosbench/data/{PUBLISHED_METHODS_FILE}).",
+                             "Leave them out of --methods, or build the leaderboard of their track.")
+        return [m for m in available if m in set(methods)]
+    unknown = [m for m in available if m not in known]
+    if unknown and track is not Track.SEMI:
+        raise InputError(where, f"holds {unknown}, whose track vosbench does not know (vosbench/data/"
+                         f"{PUBLISHED_METHODS_FILE}), so it cannot tell whether they are {track.value} methods.",
+                         f"Name the {track.value} methods to rank with --methods.")
+    return [m for m in available if m not in known or known[m] in admitted]
+
+
 def find_official_file(published_root: Path, split: str) -> Path | None:
     for name in (f"official_global_{split}.json", "official_global.json"):
         if (published_root / name).is_file():
@@ -107,6 +160,15 @@ def _eval_t(dataset_kind: str) -> dict[str, bool] | None:
     except ValueError:
         return None
     return table["eval_t"].to_dict()
+
+
+def _left_out_note(track: Track, left_out: list[str], named: bool) -> str:
+    if named:
+        return f"- Published methods not named for this leaderboard (`--methods`), left out: {', '.join(left_out)}."
+    known = published_method_tracks()
+    return (f"- Published methods made for a track that gives more than the {track.value} track are left out "
+            f"(vosbench/data/{PUBLISHED_METHODS_FILE}): "
+            + ", ".join(f"{m} ({known[m].value})" if m in known else m for m in left_out) + ".")
 
 
 @dataclass
@@ -133,7 +195,9 @@ def _run_record(folder: Path) -> dict[str, Any]:
     return {}
 
 
-def _run_summary(folder: Path, split: str) -> dict[str, Any] | None:
+def _run_summary(folder: Path, split: str, protocol: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The global scores stored in a run folder; None when there are none, or (given `protocol`, the
+    `EvalParams.to_dict()` of the leaderboard) when they were made under another protocol."""
     for path in [folder / f"results-{split}.json", *sorted(folder.glob("*/results-*.json"))]:
         if path.is_file():
             try:
@@ -141,8 +205,22 @@ def _run_summary(folder: Path, split: str) -> dict[str, Any] | None:
             except ValueError:
                 continue
             if isinstance(payload, Mapping) and isinstance(payload.get("global"), Mapping):
+                stored = payload.get("protocol")
+                if protocol is not None and isinstance(stored, Mapping) and dict(stored) != dict(protocol):
+                    log.info("%s: its scores were made under another protocol (%s); its masks are scored again",
+                             path, stored)
+                    return None
                 return dict(payload["global"])
     return None
+
+
+def _official_protocol(track: str, dataset: str) -> dict[str, Any] | None:
+    from vosbench.io.factory import DatasetKind
+
+    try:
+        return EvalParams.official(track, dataset=DatasetKind(dataset)).to_dict()
+    except ValueError:  # a dataset name that is no kind (e.g. synthetic): nothing to compare with
+        return None
 
 
 def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset: str, split: str, track: str,
@@ -153,12 +231,15 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
     if not folder.is_dir():
         raise InputError(folder, "is not a run folder.", "Pass folders written by `vosbench run`.")
     record = _run_record(folder)
+    if record.get("track") and str(record["track"]) != Track(track).value:
+        raise InputError(folder, f"is a run of the {record['track']} track, not of the {Track(track).value} track.",
+                         f"Pass it to the leaderboard of its track (--track {record['track']}).")
     masks = Path(record["masks_dir"]) if record.get("masks_dir") else folder / "masks"
     if not masks.is_absolute() and not masks.exists():
         masks = folder / masks.name
     if not masks.is_dir() and is_masks_folder(folder):
         masks = folder
-    summary = _run_summary(folder, split)
+    summary = _run_summary(folder, split, _official_protocol(track, dataset))
     if summary is None or Measure.T in measures:
         if gt is None:
             raise InputError(folder, "holds no results-<split>.json to read the scores from.",
@@ -192,13 +273,16 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
                       runs: Sequence[str | os.PathLike] = (), measures: Iterable[Measure | str] = ("J", "F", "T"),
                       leaderboard_dir: str | os.PathLike = "leaderboards", resolution: str = "480p",
                       jobs: int = 1, cache: bool = True, progress: bool = False,
-                      t_without_first_reference: Iterable[str] = ()) -> LeaderboardBuild:
+                      t_without_first_reference: Iterable[str] = (),
+                      methods: Sequence[str] | None = None) -> LeaderboardBuild:
     """Score published mask folders and runs, and write the leaderboard files.
 
     published: a folder of ``<method>/<sequence>/<frame>.png`` folders (each scored here).
     official: the published leaderboard figures ({method: {Jmean, ..., T}}); by default
         ``official_global_<split>.json`` in `published` when it exists. Its rows are quoted,
         labelled as such, beside the rows computed here.
+    methods: the published methods to score and quote; None: those `track` admits
+        (`select_methods`: on the unsupervised track, unsupervised methods only).
     runs: vosbench run folders (their record and scores; masks scored when no scores are stored).
     t_without_first_reference: published methods whose T is computed without comparing the first
         evaluated frame with the first frame's ground truth (the DAVIS toolkit's ``eval_result``, by
@@ -210,6 +294,7 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
     from vosbench.reports.temporal_scores import results_t, t_mean
 
     measures = parse_measures([m.value if isinstance(m, Measure) else m for m in measures])
+    methods = list(methods) if methods else None
     rows: list[dict[str, Any]] = []
     per_sequence: list[dict[str, Any]] = []
     drop: list[tuple[str, str]] = []
@@ -217,6 +302,8 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
     without_reference = set(t_without_first_reference)
     protocol = ""
     eval_t = _eval_t(str(dataset))
+    # Every published name is checked before anything is scored.
+    folders: dict[str, Path] = {}
     if published is not None:
         published = Path(published)
         folders = published_folders(published)
@@ -224,6 +311,19 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
         if unknown:
             raise InputError(published, f"has no published masks of {unknown} (named for T without the first "
                              "reference).", f"Name methods among {sorted(folders)}.")
+        if official is None:
+            official = find_official_file(published, split)
+    quoted = official_figures(official) if official is not None else {}
+    offered = set(folders) | set(quoted)
+    missing = sorted(set(methods or ()) - offered)
+    if missing:
+        raise InputError(published or official, f"has no published method {missing} (named in --methods).",
+                         f"Name methods among {sorted(offered)}.")
+    chosen_quoted = select_methods(quoted, track, methods, where=official)
+    folders = {m: folders[m] for m in select_methods(folders, track, methods, where=published)}
+    left_out = offered - set(folders) - set(chosen_quoted)
+
+    if published is not None:
         ds = open_dataset(dataset, gt, split=split, resolution=resolution)
         notes = []
         for method, folder in folders.items():
@@ -251,12 +351,15 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
             rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value, options=options,
                                         masks=short_path(folder, published.parent), resolution=resolution,
                                         vosbench_version=vosbench.__version__))
-        if official is None:
-            official = find_official_file(published, split)
-    if official is not None:
-        for method, figures in official_figures(official).items():
-            rows.append(row_from_summary(method, figures, source=Source.PUBLISHED,
-                                         masks=short_path(official, Path(official).parent.parent)))
+    for method in chosen_quoted:
+        rows.append(row_from_summary(method, quoted[method], source=Source.PUBLISHED,
+                                     masks=short_path(official, Path(official).parent.parent)))
+    # A rebuild that leaves a published method out takes its earlier rows away too.
+    drop += [(m, source.value) for m in sorted(left_out) for source in (Source.RECOMPUTED, Source.PUBLISHED)]
+    if left_out:
+        log.info("published methods left out of the %s leaderboard: %s", track, ", ".join(sorted(left_out)))
+        if notes is not None:
+            notes.append(_left_out_note(Track(track), sorted(left_out), named=methods is not None))
     for folder in runs:
         rows.append(run_row(folder, gt=gt, dataset=str(dataset), split=split, track=str(track),
                             resolution=resolution, measures=measures, jobs=jobs, progress=progress))
