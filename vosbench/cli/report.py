@@ -5,6 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from vosbench.cli.choices import choices_metavar
 from vosbench.io.factory import DatasetKind
 from vosbench.tracks.params import Track
 
@@ -29,10 +30,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--html", required=True, type=Path, help="output folder (index.html is written there)")
     parser.add_argument("--gt", type=Path, default=None, help="dataset root, to score folders of masks")
     parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2016,
-                        metavar="{" + ",".join(k.value for k in DatasetKind) + "}")
+                        metavar=choices_metavar(DatasetKind))
     parser.add_argument("--split", default="val")
     parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI,
-                        metavar="{semi,unsupervised}")
+                        metavar=choices_metavar([Track.SEMI, Track.UNSUPERVISED]))
     parser.add_argument("--resolution", default="480p")
     parser.add_argument("--leaderboard", type=Path, default=None, help="a leaderboard .json/.csv to show on top")
     parser.add_argument("--sequence", action="append", default=None,
