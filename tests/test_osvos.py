@@ -144,6 +144,26 @@ def test_training_resumes_the_exact_sample_and_update_stream(tiny_root, tmp_path
         assert torch.equal(a.state_dict()[key], b.state_dict()[key]), key
 
 
+def test_decay_from_keeps_the_rate_then_anneals_it(tiny_root, tmp_path):
+    import csv
+
+    from vosbench_baselines.training import constant_then_cosine_lr, load_exported
+
+    assert constant_then_cosine_lr(3, 10, 1e-3, None) == 1e-3
+    assert constant_then_cosine_lr(4, 10, 1e-3, 5) == 1e-3
+    assert constant_then_cosine_lr(5, 10, 1e-3, 5) == pytest.approx(1e-3)
+    assert constant_then_cosine_lr(10, 10, 1e-3, 5) == pytest.approx(5e-5)
+    config = _train_config(tiny_root, tmp_path / "decay", steps=4)
+    config.options["decay_from"] = 2
+    summary = OSVOS.train(config)
+    with (tmp_path / "decay" / "losses.csv").open() as handle:
+        rates = [float(row["lr"]) for row in csv.DictReader(handle)]
+    assert rates[:3] == pytest.approx([3e-4, 3e-4, 3e-4])
+    assert 1.5e-5 < rates[3] < 3e-4
+    _, meta = load_exported(summary.weights)
+    assert meta["decay_from"] == 2
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_runs_on_cuda(tiny_root):
     video, gt = tiny_video(tiny_root)

@@ -508,10 +508,12 @@ def train_single_frame(method: str, config) -> Any:
     """Train `method`'s network with the shared loop (`vosbench_baselines.training.train_loop`).
 
     config: `vosbench_baselines.training.TrainConfig`; config.options may set crop, scale
-    and rotation. Constant learning rate (config.learning_rate; the mask stem 10x).
+    and rotation; ``decay_from`` (a step) keeps the learning rate (config.learning_rate; the
+    mask stem 10x) constant until that step and then anneals it with a cosine to 5% at
+    config.steps (default: constant throughout).
     """
     from vosbench.io.factory import open_dataset
-    from vosbench_baselines.training import train_loop
+    from vosbench_baselines.training import constant_then_cosine_lr, train_loop
 
     device = resolve_device(config.device)
     if device == "cpu":
@@ -519,15 +521,19 @@ def train_single_frame(method: str, config) -> Any:
     dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
     task = SingleFrameTask(method, dataset, batch_size=config.batch_size, learning_rate=config.learning_rate,
                            seed=config.seed, device=device, pretrained=bool(config.options.get("pretrained", True)),
-                           options={k: v for k, v in config.options.items() if k != "pretrained"})
+                           options={k: v for k, v in config.options.items() if k not in ("pretrained", "decay_from")})
+    decay_from = config.options.get("decay_from")
+    decay_from = None if decay_from is None else int(decay_from)
     started = time.time()
 
     def export(step: int) -> Path:
         meta = {"method": method, "steps": step, "seed": config.seed, "data": Path(config.data).name,  # the folder name only: no machine paths in shipped files
                 "split": config.split, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
                 "options": {k: list(v) if isinstance(v, tuple) else v for k, v in task.options.items()},
+                "decay_from": decay_from,
                 "wall_seconds_this_session": round(time.time() - started, 1)}
         return save_trained(task.net, Path(config.out) / "final.pt", meta)
 
     return train_loop(config=config, model=task.net, optimizer=task.optimizer, compute_losses=task.compute_losses,
-                      stateful=task.stateful(), export=export, lr_at=lambda step: config.learning_rate)
+                      stateful=task.stateful(), export=export,
+                      lr_at=lambda step: constant_then_cosine_lr(step, config.steps, config.learning_rate, decay_from))

@@ -151,6 +151,18 @@ def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: floa
     return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
+def constant_then_cosine_lr(step: int, total: int, base: float, decay_from: int | None,
+                            floor: float = 0.05) -> float:
+    """`base` until `decay_from`, then a cosine down to `floor` x `base` at `total` (None: constant).
+
+    A run trained at a constant rate can be resumed with a later `decay_from` to anneal it.
+    """
+    if decay_from is None or step < decay_from:
+        return base
+    progress = min(1.0, (step - decay_from) / max(1, total - decay_from))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
 def train_loop(*, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
                compute_losses: Callable[[int], dict[str, torch.Tensor]],
                stateful: Mapping[str, Stateful] | None = None,
