@@ -301,6 +301,20 @@ def test_notes_and_dropped_rows_survive_later_run_records(tmp_path):
     assert short_path("/elsewhere/runs/x/masks", tmp_path) == "x/masks"
 
 
+def test_dropping_a_methods_rows_alone_also_drops_its_per_sequence_rows(tmp_path):
+    from vosbench.reports.leaderboard import read_sequences, sequences_path
+
+    record_run(FakeRecord(), make_result([[0.3] * 3]), tmp_path)
+    seq_path = sequences_path(tmp_path, "synthetic", "val", "semi")
+    assert (read_sequences(seq_path)["method"] == "flow-warp").any()
+    # No new rows, only a drop: what a maintainer does before re-running a method with new weights.
+    update_leaderboard([], tmp_path, dataset="synthetic", split="val", track="semi",
+                       drop=[("flow-warp", Source.THIS_RUN.value)])
+    assert not (read_leaderboard(leaderboard_paths(tmp_path, "synthetic", "val", "semi")["json"])["method"]
+                == "flow-warp").any()
+    assert not (read_sequences(seq_path)["method"] == "flow-warp").any()
+
+
 # -- which published methods a track's leaderboard holds; run folders of the unsupervised track ---------------
 
 

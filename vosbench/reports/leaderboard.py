@@ -98,17 +98,17 @@ def read_sequences(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _upsert_sequences(path: Path, rows: list[Mapping[str, Any]], drop: Iterable[tuple[str, str]] = ()) -> None:
-    if not rows:
+    dropped = set(drop)
+    if not rows and not dropped:
         return
     old = read_sequences(path)
-    dropped = set(drop)
     if dropped and len(old):
         old = old[np.array([(m, s) not in dropped for m, s in zip(old["method"], old["source"])], dtype=bool)]
     new = pd.DataFrame(rows, columns=SEQUENCE_COLUMNS)
     keys = set(map(tuple, new[KEY_COLUMNS].itertuples(index=False)))
     keep = [tuple(r) not in keys for r in old[KEY_COLUMNS].itertuples(index=False)] if len(old) else []
     parts = [p for p in (old[keep] if len(old) else old, new) if len(p)]
-    merged = pd.concat(parts, ignore_index=True)[SEQUENCE_COLUMNS]
+    merged = pd.concat(parts, ignore_index=True)[SEQUENCE_COLUMNS] if parts else pd.DataFrame(columns=SEQUENCE_COLUMNS)
     merged = merged.sort_values(["method", "source", "options", "sequence", "object"], kind="stable")
     atomic_write(path, merged.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
 
