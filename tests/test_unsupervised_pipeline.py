@@ -201,6 +201,30 @@ def test_registered_and_propagates_with_stm_when_registered():
     assert isinstance(cls(device="cpu", propagator="flow-warp").propagator(), FlowWarpPropagator)
 
 
+def test_run_identity_names_the_weights_of_both_parts(tmp_path):
+    """Other objectness or propagator weights give other masks: a resumed run must see the difference."""
+    import hashlib
+
+    import torch
+
+    from vosbench.methods.registry import available_methods
+    from vosbench.methods.runner import method_identity
+    from vosbench_baselines.osvos import SegNet, default_weights, save_trained
+
+    packaged = UnsupervisedPipeline(device="cpu", propagator="flow-warp")
+    osvos_sha = hashlib.sha256(default_weights("osvos").read_bytes()).hexdigest()[:16]
+    assert packaged.options["objectness_weights_sha256"] == osvos_sha
+    assert packaged.options["propagator_options"]["name"] == "flow-warp"
+    torch.manual_seed(3)
+    other = save_trained(SegNet(pretrained=False), tmp_path / "other.pt", {"method": "osvos"})
+    retrained = UnsupervisedPipeline(device="cpu", propagator="flow-warp", objectness_weights=str(other))
+    assert retrained.options["objectness_weights_sha256"] != osvos_sha
+    assert method_identity(retrained) != method_identity(packaged)
+    if "stm" in available_methods():
+        stm_options = UnsupervisedPipeline(device="cpu").options["propagator_options"]
+        assert stm_options["name"] == "stm" and len(stm_options["weights_sha256"]) == 16
+
+
 @pytest.mark.slow
 def test_pipeline_on_the_embedded_dataset(tmp_path):
     """End to end with the packaged objectness network on a tiny generated sequence."""

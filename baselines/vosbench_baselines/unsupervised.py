@@ -292,6 +292,10 @@ class UnsupervisedPipeline(UnsupervisedMethod):
         self.pretrained = bool(pretrained)
         self._objectness = None
         self._propagator: SemiSupervisedMethod | None = None
+        # The masks depend on the weights of both parts: record what they are, so that a run
+        # folder made with other objectness or propagator weights is never resumed from.
+        self.options["objectness_weights_sha256"] = self.objectness_model().options.get("weights_sha256")
+        self.options["propagator_options"] = {"name": self.propagator_choice(), **self.propagator().options}
 
     # -- parts ---------------------------------------------------------------------------
     def propagator_choice(self) -> str:
