@@ -404,6 +404,17 @@ def test_unsupervised_run_folder_joins_the_davis2016_unsupervised_leaderboard(tm
     assert all(row[c] == pytest.approx(v) for c, v in expected.items())
     recorded = read_leaderboard(leaderboard_paths(tmp_path / "recorded", "davis2016", "val", "unsupervised")["json"])
     assert recorded.set_index("method").loc["unsupervised", "J&F-Mean"] == pytest.approx(row["J&F-Mean"])
+    # The run's per-sequence figures join the per-sequence table too (J, F and T).
+    from vosbench.reports.leaderboard import read_sequences, sequences_path
+
+    per_sequence = read_sequences(sequences_path(board, "davis2016", "val", "unsupervised"))
+    mine = per_sequence[per_sequence["method"] == "unsupervised"].set_index("sequence")
+    per_object = pd.read_csv(run / "per-object_results-val.csv").set_index("sequence")
+    assert sorted(mine.index) == sorted(per_object.index)
+    assert mine["J-Mean"].to_numpy() == pytest.approx(per_object.loc[mine.index, "J-Mean"].to_numpy(), abs=1e-6)
+    # T per sequence is measured where the row's T is (NaN alike where the masks are empty).
+    t_values = mine["T-Mean"].to_numpy(dtype=float)
+    assert np.isnan(t_values).all() if np.isnan(row["T-Mean"]) else np.isfinite(t_values).any()
 
     # Scores stored under another protocol (e.g. before DAVIS 2016 unsupervised dropped its first and last
     # frame) are not reused: the masks are scored again.

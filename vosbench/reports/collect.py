@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -225,8 +226,13 @@ def _official_protocol(track: str, dataset: str) -> dict[str, Any] | None:
 
 def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset: str, split: str, track: str,
             resolution: str = "480p", measures: frozenset[Measure] = frozenset({Measure.J, Measure.F}),
-            jobs: int = 1, progress: bool = False) -> dict[str, Any]:
-    """The leaderboard row of one vosbench run folder (its record, its scores; masks scored if need be)."""
+            jobs: int = 1, progress: bool = False, sequences_out: list[dict[str, Any]] | None = None
+            ) -> dict[str, Any]:
+    """The leaderboard row of one vosbench run folder (its record, its scores; masks scored if need be).
+
+    sequences_out: when given, the run's per-object rows (J, F and, when measured, T) are appended
+        to it, for the leaderboard's per-sequence table.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "is not a run folder.", "Pass folders written by `vosbench run`.")
@@ -240,6 +246,7 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
     if not masks.is_dir() and is_masks_folder(folder):
         masks = folder
     summary = _run_summary(folder, split, _official_protocol(track, dataset))
+    result, t_scores = None, []
     if summary is None or Measure.T in measures:
         if gt is None:
             raise InputError(folder, "holds no results-<split>.json to read the scores from.",
@@ -257,11 +264,19 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
             sequences = None
         if Measure.T in measures:
             ds = open_dataset(dataset, gt, split=split, resolution=resolution)
-            scores = results_t(ds, masks, sequences=sequences, jobs=jobs, progress=progress)
-            summary["T-Mean"] = t_mean(scores, _eval_t(dataset))
+            t_scores = results_t(ds, masks, sequences=sequences, jobs=jobs, progress=progress)
+            summary["T-Mean"] = t_mean(t_scores, _eval_t(dataset))
     info = {k: record.get(k) for k in ("device", "n_sequences", "n_frames", "n_objects", "resolution",
                                        "vosbench_version") if record.get(k) is not None}
     spf = record.get("seconds_per_frame")
+    if sequences_out is not None:
+        if result is None:
+            # The per-object figures `vosbench run` wrote beside the global ones (same protocol).
+            stored = folder / f"per-object_results-{split}.csv"
+            result = SimpleNamespace(per_object=pd.read_csv(stored, dtype={"sequence": str})) \
+                if stored.is_file() else None
+        sequences_out += sequence_rows(str(record.get("method") or folder.name), result, source=Source.THIS_RUN,
+                                       options=record.get("options"), t_scores=t_scores)
     return row_from_summary(str(record.get("method") or folder.name), summary, source=Source.THIS_RUN,
                             options=record.get("options"), masks=short_path(masks),
                             seconds_per_frame=float(spf) if spf is not None else None,
@@ -362,7 +377,8 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
             notes.append(_left_out_note(Track(track), sorted(left_out), named=methods is not None))
     for folder in runs:
         rows.append(run_row(folder, gt=gt, dataset=str(dataset), split=split, track=str(track),
-                            resolution=resolution, measures=measures, jobs=jobs, progress=progress))
+                            resolution=resolution, measures=measures, jobs=jobs, progress=progress,
+                            sequences_out=per_sequence))
     if not rows:
         raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")
     if notes:
