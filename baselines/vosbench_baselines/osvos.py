@@ -322,9 +322,9 @@ class OSVOS(SemiSupervisedMethod):
         self.weights = Path(weights) if weights else default_weights(self.name)
         if self.weights.is_file():
             # What changes the masks, so that a results folder made with other weights is not reused.
-            import hashlib
+            from vosbench_baselines.training import weights_sha256
 
-            self.options["weights_sha256"] = hashlib.sha256(self.weights.read_bytes()).hexdigest()[:16]
+            self.options["weights_sha256"] = weights_sha256(self.weights)
         self.finetune = FinetuneConfig()
         if finetune_steps is not None:
             self.finetune.steps = int(finetune_steps)

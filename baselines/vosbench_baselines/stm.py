@@ -38,6 +38,7 @@ from vosbench.errors import InputError
 from vosbench.methods.base import SemiSupervisedMethod, Video
 from vosbench.methods.device import configure_threads, resolve_device
 from vosbench_baselines.encoder import CHANNELS, EfficientNetLite0
+from vosbench_baselines.training import weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +252,7 @@ class STM(SemiSupervisedMethod):
         # What changes the masks, so that a run with other weights or settings is never reused.
         packaged = self.weights_path.resolve() == DEFAULT_WEIGHTS.resolve()
         self.options.update(weights="packaged stm.pt" if packaged else str(self.weights_path),
-                            weights_sha256=_sha256(self.weights_path)[:16],
+                            weights_sha256=weights_sha256(self.weights_path),
                             mem_every=self.mem_every, size=self.size)
 
     @classmethod
@@ -383,12 +384,6 @@ class STM(SemiSupervisedMethod):
         return train_loop(config=config, model=net, optimizer=optimizer, compute_losses=compute,
                           stateful={"sampler": sampler}, export=export,
                           lr_at=lambda s: cosine_lr(s, config.steps, config.learning_rate, warmup=int(options["warmup"])))
-
-
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def stm_trained_keys(net: STMNet) -> list[str]:

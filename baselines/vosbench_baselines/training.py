@@ -96,6 +96,14 @@ def export_weights(model: nn.Module, path: Path, metadata: Mapping[str, Any] | N
     return Path(path)
 
 
+def weights_sha256(path: Path) -> str:
+    """The first 16 hex digits of a weights file's SHA-256: what a method's options record, so that
+    masks made with other weights are never reused."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
 def load_exported(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     if not Path(path).is_file():
         raise InputError(path, "weights file does not exist.",
