@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
@@ -270,13 +269,13 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
                                        "vosbench_version") if record.get(k) is not None}
     spf = record.get("seconds_per_frame")
     if sequences_out is not None:
-        if result is None:
+        per_object = None if result is None else result.per_object
+        stored = folder / f"per-object_results-{split}.csv"
+        if per_object is None and stored.is_file():
             # The per-object figures `vosbench run` wrote beside the global ones (same protocol).
-            stored = folder / f"per-object_results-{split}.csv"
-            result = SimpleNamespace(per_object=pd.read_csv(stored, dtype={"sequence": str})) \
-                if stored.is_file() else None
-        sequences_out += sequence_rows(str(record.get("method") or folder.name), result, source=Source.THIS_RUN,
-                                       options=record.get("options"), t_scores=t_scores)
+            per_object = pd.read_csv(stored, dtype={"sequence": str})
+        sequences_out += sequence_rows(str(record.get("method") or folder.name), per_object,
+                                       source=Source.THIS_RUN, options=record.get("options"), t_scores=t_scores)
     return row_from_summary(str(record.get("method") or folder.name), summary, source=Source.THIS_RUN,
                             options=record.get("options"), masks=short_path(masks),
                             seconds_per_frame=float(spf) if spf is not None else None,
@@ -361,7 +360,7 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
                                  f"first frame's ground truth (the DAVIS toolkit's `eval_result`), "
                                  f"{t_value:.4f}; compared with it, as for the other rows, T is {other:.4f}.")
             drop += [(method, Source.RECOMPUTED.value), (method, Source.PUBLISHED.value)]
-            per_sequence += sequence_rows(method, result, source=Source.RECOMPUTED, options=options,
+            per_sequence += sequence_rows(method, result.per_object, source=Source.RECOMPUTED, options=options,
                                           t_scores=scores)
             rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value, options=options,
                                         masks=short_path(folder, published.parent), resolution=resolution,

@@ -64,13 +64,14 @@ def sequences_path(leaderboard_dir: str | os.PathLike, dataset: str, split: str,
 SEQUENCE_COLUMNS = KEY_COLUMNS + ["sequence", "object", "J&F-Mean", "J-Mean", "F-Mean", "T-Mean"]
 
 
-def sequence_rows(method: str, result: Any = None, *, source: Source | str, options: Any = None,
-                  t_scores: Iterable[Any] = ()) -> list[dict[str, Any]]:
-    """Per-object sequence figures of one leaderboard row: J, F and J&F from a Result, T from `results_t`."""
+def sequence_rows(method: str, per_object: pd.DataFrame | None = None, *, source: Source | str,
+                  options: Any = None, t_scores: Iterable[Any] = ()) -> list[dict[str, Any]]:
+    """Per-object sequence figures of one leaderboard row: J, F and J&F from a Result's `per_object`
+    table (or the per-object CSV a run wrote, same columns), T from `results_t`."""
     base = {"method": str(method), "source": Source(source).value, "options": options_key(options)}
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    if result is not None:
-        for obj in result.per_object.to_dict(orient="records"):
+    if per_object is not None:
+        for obj in per_object.to_dict(orient="records"):
             rows[(obj["sequence"], int(obj["object_id"]))] = {
                 **base, "sequence": obj["sequence"], "object": int(obj["object_id"]),
                 "J&F-Mean": obj["J&F-Mean"], "J-Mean": obj["J-Mean"], "F-Mean": obj["F-Mean"],
@@ -475,7 +476,8 @@ def record_run(record: Any, result: Any, leaderboard_dir: str | os.PathLike = Pa
     row = row_from_record(record, result, t_mean=t_mean)
     params = getattr(result, "params", None)
     protocol = params.describe() if params is not None and hasattr(params, "describe") else ""
-    per_sequence = sequence_rows(row["method"], result, source=Source.THIS_RUN, options=_field(record, "options"))
+    per_sequence = sequence_rows(row["method"], result.per_object, source=Source.THIS_RUN,
+                                 options=_field(record, "options"))
     paths = update_leaderboard([row], leaderboard_dir, dataset=dataset, split=split, track=track,
                                protocol=protocol, sequences=per_sequence)
     log.info("leaderboard row for %s written to %s", row["method"], paths["md"])
