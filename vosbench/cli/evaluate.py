@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from vosbench import evaluate
-from vosbench.cli.choices import choices_metavar
+from vosbench.cli.choices import add_enum_argument
 from vosbench.errors import VosbenchError
 from vosbench.io.atomic import atomic_write
 from vosbench.io.factory import DatasetKind, open_dataset
@@ -19,10 +19,8 @@ log = logging.getLogger(__name__)
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gt", required=True, type=Path, help="dataset root (the folder holding Annotations/)")
     parser.add_argument("--results", required=True, type=Path, help="folder with one sub-folder of PNG masks per sequence")
-    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI,
-                        metavar=choices_metavar([Track.SEMI, Track.UNSUPERVISED]))
-    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2017,
-                        metavar=choices_metavar(DatasetKind))
+    add_enum_argument(parser, "--track", [Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
+    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2017)
     parser.add_argument("--split", default="val")
     parser.add_argument("--resolution", default="480p")
 

@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from vosbench.cli.choices import choices_metavar
+from vosbench.cli.choices import add_enum_argument
 from vosbench.errors import VosbenchError
 from vosbench.io.factory import DatasetKind, open_dataset
 
@@ -22,9 +22,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--robot", action="store_true", required=True,
                         help="scribbles come from the robot (the only mode; kept for the official command line)")
     parser.add_argument("--method", required=True, help="registered interactive method, e.g. scribble-propagation")
-    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=None,
-                        metavar=choices_metavar(DatasetKind),
-                        help="dataset kind (default: the embedded synthetic dataset)")
+    add_enum_argument(parser, "--dataset", DatasetKind, default=None,
+                      help="dataset kind (default: the embedded synthetic dataset)")
     parser.add_argument("--gt", type=Path, default=None, help="dataset root (needed with --dataset)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--resolution", default="480p")

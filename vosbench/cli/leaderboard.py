@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from vosbench.cli.choices import choices_metavar
+from vosbench.cli.choices import add_enum_argument
 from vosbench.io.factory import DatasetKind
 from vosbench.tracks.params import Track
 
@@ -19,11 +19,9 @@ def add_parser(subparsers) -> None:
                     "published figures beside them, add vosbench runs, and write "
                     "<out>/<dataset>-<split>-<track>.{csv,md,json}. Rows of runs recorded earlier are kept.")
     parser.add_argument("--gt", required=True, type=Path, help="dataset root (the folder holding Annotations/)")
-    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2016,
-                        metavar=choices_metavar(DatasetKind))
+    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2016)
     parser.add_argument("--split", default="val")
-    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI,
-                        metavar=choices_metavar([Track.SEMI, Track.UNSUPERVISED]))
+    add_enum_argument(parser, "--track", [Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
     parser.add_argument("--resolution", default="480p")
     parser.add_argument("--published", type=Path, default=None,
                         help="folder of <method>/<sequence>/<frame>.png published result masks")

@@ -5,7 +5,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from vosbench.cli.choices import choices_metavar
+from vosbench.cli.choices import add_enum_argument
 from vosbench.io.factory import DatasetKind
 from vosbench.tracks.params import Track
 
@@ -29,11 +29,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN")
     parser.add_argument("--html", required=True, type=Path, help="output folder (index.html is written there)")
     parser.add_argument("--gt", type=Path, default=None, help="dataset root, to score folders of masks")
-    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2016,
-                        metavar=choices_metavar(DatasetKind))
+    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2016)
     parser.add_argument("--split", default="val")
-    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI,
-                        metavar=choices_metavar([Track.SEMI, Track.UNSUPERVISED]))
+    add_enum_argument(parser, "--track", [Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
     parser.add_argument("--resolution", default="480p")
     parser.add_argument("--leaderboard", type=Path, default=None, help="a leaderboard .json/.csv to show on top")
     parser.add_argument("--sequence", action="append", default=None,

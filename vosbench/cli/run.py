@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from vosbench.cli.choices import choices_metavar
+from vosbench.cli.choices import add_enum_argument
 from vosbench.errors import VosbenchError
 from vosbench.io.atomic import atomic_write
 from vosbench.io.factory import DatasetKind, open_dataset
@@ -28,11 +28,9 @@ def add_parser(subparsers) -> None:
                     "record the row in the leaderboard. An interrupted run resumes where it stopped. Without "
                     "--gt it runs on the embedded synthetic dataset.")
     parser.add_argument("--method", required=True, help="registered method, e.g. flow-warp")
-    parser.add_argument("--track", type=Track, choices=[Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI,
-                        metavar=choices_metavar([Track.SEMI, Track.UNSUPERVISED]))
-    kinds = [k for k in DatasetKind if k is not DatasetKind.FOLDER]
-    parser.add_argument("--dataset", type=DatasetKind, choices=kinds, default=None, metavar=choices_metavar(kinds),
-                        help="dataset kind of --gt (default davis2017)")
+    add_enum_argument(parser, "--track", [Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
+    add_enum_argument(parser, "--dataset", [k for k in DatasetKind if k is not DatasetKind.FOLDER], default=None,
+                      help="dataset kind of --gt (default davis2017)")
     parser.add_argument("--gt", type=Path, default=None,
                         help="dataset root holding Annotations/ (default: the embedded synthetic dataset)")
     parser.add_argument("--split", default="val")

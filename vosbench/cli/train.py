@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from vosbench.cli.choices import choices_metavar
+from vosbench.cli.choices import add_enum_argument
 from vosbench.errors import VosbenchError
 from vosbench.io.factory import DatasetKind
 from vosbench.methods.registry import get_method
@@ -24,8 +24,7 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a method on a dataset split (seeded, resumable)")
     parser.add_argument("--method", required=True, help="registered method name, e.g. stm")
     parser.add_argument("--data", required=True, type=Path, help="dataset root (e.g. a DAVIS folder)")
-    parser.add_argument("--dataset", type=DatasetKind, choices=list(DatasetKind), default=DatasetKind.DAVIS2016,
-                        metavar=choices_metavar(DatasetKind))
+    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2016)
     parser.add_argument("--split", default="train")
     parser.add_argument("--resolution", default="480p", help="annotation resolution folder")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/train-METHOD)")
