@@ -11,7 +11,7 @@ from vosbench.errors import InputError
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.osvos import OSVOS, SegNet, default_weights, load_trained, save_trained
+from vosbench_baselines.osvos import OSVOS, FinetuneConfig, SegNet, default_weights, load_trained, save_trained
 
 BENCHMARK = os.environ.get("VOSBENCH_BENCHMARK_BASELINES") == "1"
 
@@ -184,3 +184,11 @@ def test_benchmark_online_finetuning_480p(benchmark, davis2016_root):
     method.parent()
     networks = benchmark.pedantic(method.finetuned_networks, args=(video,), rounds=1, iterations=1)
     assert len(networks) == 1
+
+
+def test_finetune_settings_are_options_and_recorded():
+    method = OSVOS(device="cpu", finetune_steps=120, finetune_lr=2e-4)
+    assert (method.finetune.steps, method.finetune.lr) == (120, 2e-4)
+    assert method.options["finetune_steps"] == 120 and method.options["finetune_lr"] == 2e-4
+    default = OSVOS(device="cpu")
+    assert (default.finetune.steps, default.finetune.lr) == (FinetuneConfig.steps, FinetuneConfig.lr)

@@ -281,6 +281,33 @@ def test_cli_run_defaults_to_the_embedded_dataset(tmp_path, capsys, monkeypatch)
     assert main(["run", "--method", "first-frame", "--dataset", "davis2016", "--no-progress"]) == 2
 
 
+def test_cli_run_passes_method_options_and_refuses_unknown_ones(tmp_path, caplog, monkeypatch):
+    from vosbench.io import synthetic
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("VOSBENCH_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(synthetic, "DEFAULT_PARAMS", TINY)
+    out = tmp_path / "warp"
+    argv = ["run", "--method", "flow-warp", "--no-progress", "--out", str(out)]
+    assert main(argv + ["--option", "softness=0.5", "--option", "occlusion-check=true"]) == 0
+    options = json.loads((out / "run.json").read_text())["options"]
+    assert options["softness"] == 0.5 and options["occlusion_check"] is True
+
+    typo = tmp_path / "typo"
+    assert main(["run", "--method", "flow-warp", "--no-progress", "--out", str(typo), "--option", "softnes=0.5"]) == 2
+    assert "no option 'softnes'; its options are: flow, softness, occlusion_check" in caplog.text
+    assert not typo.exists()
+    assert main(["run", "--method", "flow-warp", "--no-progress", "--out", str(typo), "--option", "softness"]) == 2
+    assert "must look like KEY=VALUE" in caplog.text
+
+
+def test_parse_options_reads_json_values():
+    from vosbench.cli.choices import parse_options
+
+    assert parse_options(["crop=160", "scale=[0.8,1.7]", "flow=dis", "finetune-lr=1e-4", "on=true"]) == {
+        "crop": 160, "scale": [0.8, 1.7], "flow": "dis", "finetune_lr": 1e-4, "on": True}
+
+
 def test_cli_generate(tmp_path, capsys):
     out = tmp_path / "data"
     assert main(["generate", "--out", str(out), "--seed", "2", "--sequences", "2", "--frames", "4",

@@ -95,8 +95,9 @@ class MaskTrack(OSVOS):
     name: ClassVar[str] = "masktrack"
 
     def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
-                 short_side: int = 360, seed: int = 0, pretrained: bool = True, **options: Any):
-        super().__init__(device=device, weights=weights, finetune_steps=finetune_steps,
+                 finetune_lr: float | None = None, short_side: int = 360, seed: int = 0, pretrained: bool = True,
+                 **options: Any):
+        super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
                          short_side=short_side, seed=seed, pretrained=pretrained, **options)
 
     def build_network(self) -> MaskTrackNet:

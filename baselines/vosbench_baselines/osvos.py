@@ -305,7 +305,8 @@ class OSVOS(SemiSupervisedMethod):
     """One-shot video object segmentation: parent network + online fine-tuning on frame 0.
 
     Options: weights (a file from `vosbench train`; default the packaged
-    ``weights/osvos.pt``), finetune_steps (40), short_side (frames are segmented at this
+    ``weights/osvos.pt``), finetune_steps (40), finetune_lr (1e-3; both of the online
+    fine-tuning on frame 0, see `FinetuneConfig`), short_side (frames are segmented at this
     short side; 360), seed (0), pretrained (False builds the encoder without the ImageNet
     file, for tests).
 
@@ -316,9 +317,10 @@ class OSVOS(SemiSupervisedMethod):
     name: ClassVar[str] = "osvos"
 
     def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
-                 short_side: int = 360, seed: int = 0, pretrained: bool = True, **options: Any):
-        super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, short_side=short_side,
-                         seed=seed, **options)
+                 finetune_lr: float | None = None, short_side: int = 360, seed: int = 0, pretrained: bool = True,
+                 **options: Any):
+        super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
+                         short_side=short_side, seed=seed, **options)
         self.weights = Path(weights) if weights else default_weights(self.name)
         if self.weights.is_file():
             # What changes the masks, so that a results folder made with other weights is not reused.
@@ -328,6 +330,8 @@ class OSVOS(SemiSupervisedMethod):
         self.finetune = FinetuneConfig()
         if finetune_steps is not None:
             self.finetune.steps = int(finetune_steps)
+        if finetune_lr is not None:
+            self.finetune.lr = float(finetune_lr)
         self.short_side = int(short_side) if short_side else None
         self.seed = int(seed)
         self.pretrained = bool(pretrained)

@@ -1,9 +1,12 @@
-"""Enum-valued options, declared the same way by every sub-command."""
+"""Options declared the same way by every sub-command: enum-valued flags and ``--option KEY=JSON``."""
 from __future__ import annotations
 
 import argparse
 import enum
+import json
 from typing import Any, Iterable
+
+from vosbench.errors import VosbenchError
 
 
 def choices_metavar(choices: Iterable[enum.Enum]) -> str:
@@ -22,3 +25,27 @@ def add_enum_argument(parser: argparse.ArgumentParser, flag: str, choices: Itera
     choices = list(choices)
     return parser.add_argument(flag, type=type(choices[0]), choices=choices, default=default,
                                metavar=choices_metavar(choices), **kwargs)
+
+
+def add_option_argument(parser: argparse.ArgumentParser, help: str) -> argparse.Action:
+    """The repeatable ``--option KEY=JSON`` of a method-specific setting (see `parse_options`)."""
+    return parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON", help=help)
+
+
+def parse_options(pairs: Iterable[str]) -> dict[str, Any]:
+    """``["crop=160", "flow=dis"]`` -> ``{"crop": 160, "flow": "dis"}``.
+
+    The value is read as JSON (numbers, lists, true/false), else kept as the string typed;
+    dashes in the key become underscores, so ``finetune-steps`` names ``finetune_steps``.
+    """
+    options: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise VosbenchError(f"--option {pair!r} must look like KEY=VALUE (VALUE in JSON, e.g. crop=160)")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
+    return options

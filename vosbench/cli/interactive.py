@@ -6,7 +6,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from vosbench.cli.choices import add_enum_argument
+from vosbench.cli.choices import add_enum_argument, add_option_argument, parse_options
 from vosbench.errors import VosbenchError
 from vosbench.io.factory import DatasetKind, open_dataset
 
@@ -36,8 +36,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--threshold", type=float, default=60.0, help="time of the J&F@t score (seconds)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the robot's tie-breaking")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a constructor option of the method, e.g. propagator=zero-motion (repeatable)")
+    add_option_argument(parser, help="a constructor option of the method, e.g. propagator=zero-motion (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output folder (default: ./interactive-<dataset>-<method>)")
     parser.add_argument("--restart", action="store_true",
@@ -65,13 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise VosbenchError("--dataset needs --gt ROOT, the folder holding Annotations/")
         dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution)
         tag = args.dataset.value
-    options = {}
-    for item in args.option:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise VosbenchError(f"--option {item!r}: expected KEY=VALUE")
-        options[key.replace("-", "_")] = value
-    method = load_method(args.method, device=args.device, **options)
+    method = load_method(args.method, device=args.device, **parse_options(args.option))
     if not isinstance(method, InteractiveMethod):
         raise VosbenchError(f"method {args.method!r} is a {method.track} method, not an interactive one")
     params = SessionParams(max_interactions=args.max_interactions, max_time=args.max_time,

@@ -11,7 +11,7 @@ import logging
 from dataclasses import replace
 from pathlib import Path
 
-from vosbench.cli.choices import add_enum_argument
+from vosbench.cli.choices import add_enum_argument, add_option_argument, parse_options
 from vosbench.errors import VosbenchError
 from vosbench.io.atomic import atomic_write
 from vosbench.io.factory import DatasetKind, open_dataset
@@ -42,6 +42,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded synthetic dataset")
     parser.add_argument("--jobs", type=int, default=1, help="processes for scoring (-1: all cores)")
     parser.add_argument("--weights", type=Path, default=None, help="weights file for methods that take one")
+    add_option_argument(parser, help="a constructor option of the method, e.g. --option finetune_steps=100 "
+                                     "(repeatable; recorded with the run, so masks made with other options "
+                                     "are never reused)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch/OpenCV threads (default: OMP_NUM_THREADS, else one per core)")
     parser.add_argument("--leaderboard-dir", type=Path, default=Path("leaderboards"),
@@ -75,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     import cv2
 
     from vosbench.methods.device import configure_threads, resolve_device
-    from vosbench.methods.registry import load_method
+    from vosbench.methods.registry import check_options, load_method
     from vosbench.methods.runner import segment_dataset
     from vosbench.reports.leaderboard import record_run
     from vosbench.tracks import EvalParams, evaluate_dataset
@@ -84,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     threads = configure_threads(args.threads)
     cv2.setNumThreads(threads)
-    options = {"weights": str(args.weights)} if args.weights is not None else {}
+    options = parse_options(args.option)
+    check_options(args.method, options)
+    if args.weights is not None:
+        options["weights"] = str(args.weights)
     method = load_method(args.method, device=device, **options)
 
     out = args.out or Path("runs") / f"{args.method}-{dataset_name}-{args.split}-{args.track.value}"

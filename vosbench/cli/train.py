@@ -7,11 +7,10 @@ summary with ``steps``, ``wall_seconds``, ``weights`` and ``stopped_by``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
-from vosbench.cli.choices import add_enum_argument
+from vosbench.cli.choices import add_enum_argument, add_option_argument, parse_options
 from vosbench.errors import VosbenchError
 from vosbench.io.factory import DatasetKind
 from vosbench.methods.registry import get_method
@@ -37,23 +36,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default OMP_NUM_THREADS or all cores)")
-    parser.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
-                        help="method-specific training option, e.g. --option crop=160 (repeatable)")
+    add_option_argument(parser, help="method-specific training option, e.g. --option crop=160 (repeatable)")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.set_defaults(func=run)
-
-
-def _options(pairs: list[str]) -> dict:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise VosbenchError(f"--option {pair!r} must look like KEY=VALUE (VALUE in JSON, e.g. crop=160)")
-        try:
-            options[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            options[key.strip()] = value
-    return options
 
 
 def run(args: argparse.Namespace) -> int:
@@ -66,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                          max_minutes=args.max_minutes, seed=args.seed, resume=args.resume,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
                          checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
-                         progress=args.progress, options=_options(args.option))
+                         progress=args.progress, options=parse_options(args.option))
     summary = train(config)
     print(f"{args.method}: {summary.steps} steps in {summary.wall_seconds / 60:.1f} min "
           f"(stopped by {summary.stopped_by}); weights: {summary.weights}")

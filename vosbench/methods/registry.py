@@ -8,6 +8,7 @@ package adds a line to its own::
 """
 from __future__ import annotations
 
+import inspect
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -42,3 +43,21 @@ def get_method(name: str) -> type[Method]:
 def load_method(name: str, **options: Any) -> Method:
     """Instantiate a registered method with its options (device, weights, ...)."""
     return get_method(name)(**options)
+
+
+def method_parameters(cls: type[Method]) -> list[str] | None:
+    """The named constructor options of a method class (besides ``device``), or None when its
+    constructor takes nothing by name and stores whatever options it is given."""
+    parameters = inspect.signature(cls.__init__).parameters.values()
+    named = [p.name for p in parameters
+             if p.name not in ("self", "device") and p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    return named or None
+
+
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse an option the method does not name (a typo would otherwise be stored and ignored)."""
+    named = method_parameters(get_method(name))
+    unknown = sorted(set(options) - set(named)) if named is not None else []
+    if unknown:
+        raise VosbenchError(f"method {name!r} has no option {', '.join(map(repr, unknown))}; "
+                            f"its options are: {', '.join(named)}.")
