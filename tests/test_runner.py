@@ -87,6 +87,30 @@ def test_semi_methods_get_each_object_on_its_first_frame_without_void(tmp_path):
     assert set(np.unique(written)) == {0, 1, 2}
 
 
+def test_frames_at_another_resolution_than_the_masks_are_resized_to_the_masks(tmp_path):
+    """DAVIS 2016 train ships 240p frames beside 480p masks: the method sees frames on the masks' grid."""
+    import shutil
+
+    from PIL import Image
+
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:40] = 1
+    dataset = _tiny_davis(tmp_path / "d", [mask, mask, mask])
+    low = tmp_path / "d" / "JPEGImages" / "240p" / "seq"
+    low.mkdir(parents=True)
+    for t in range(3):
+        small = np.zeros((24, 32, 3), np.uint8)
+        small[5:15, 10:20] = 200
+        Image.fromarray(small).save(low / f"{t:05d}.png")
+    shutil.rmtree(tmp_path / "d" / "JPEGImages" / "480p")
+    method = Recorder()
+    segment_dataset(method, dataset, tmp_path / "out", progress=False)
+    frame = method.videos[0].frames[1]
+    assert frame.shape == (48, 64, 3)
+    assert frame[20, 30].min() > 150 and frame[40, 5].max() < 50    # the object's pixels where the mask has it
+    assert read_mask(tmp_path / "out" / "seq" / "00002.png").shape == (48, 64)
+
+
 class Proposals(UnsupervisedMethod):
     name = "proposals"
 

@@ -161,6 +161,33 @@ def _segment_sequence(method: Method, video: Video, out: Path) -> float:
     return seconds
 
 
+def _frame_reader(dataset: Dataset, sequence: str):
+    """Frames on the grid of the sequence's annotations.
+
+    A method answers on the frames' grid and is scored on the annotations', so the two must
+    agree. They differ when a dataset holds the frames at another resolution than its masks
+    (DAVIS 2016 train frames at 240p beside 480p masks): the frames are then resized to the
+    masks, and the log says so once.
+    """
+    import cv2
+
+    height, width = dataset.read_annotation(sequence, dataset.annotated_frames(sequence)[0]).shape[:2]
+    told = []
+
+    def read(name: str) -> np.ndarray:
+        frame = dataset.read_frame(sequence, name)
+        if frame.shape[:2] == (height, width):
+            return frame
+        if not told:
+            log.info("%s: frames are %dx%d, annotations %dx%d; frames resized to the annotations", sequence,
+                     frame.shape[1], frame.shape[0], width, height)
+            told.append(True)
+        smaller = frame.shape[0] > height
+        return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
+
+    return read
+
+
 def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, track: Track | str,
                     resume: bool = True, progress: bool = True) -> RunRecord:
     """Segment every sequence of `dataset` with `method` into `out_dir`, resuming finished sequences.
@@ -230,8 +257,7 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
             else:
                 given, object_ids = {}, []
                 count = _count_objects(dataset, seq)
-            reader = (lambda name, _seq=seq: dataset.read_frame(_seq, name))
-            video = Video(name=seq, frames=LazyFrames(reader, frames), frame_names=list(frames),
+            video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq), frames), frame_names=list(frames),
                           given_masks=given, object_ids=object_ids)
             if bar is not None:
                 bar.set_postfix_str(seq)
