@@ -104,7 +104,7 @@ def test_frames_at_another_resolution_than_the_masks_are_resized_to_the_masks(tm
         Image.fromarray(small).save(low / f"{t:05d}.png")
     shutil.rmtree(tmp_path / "d" / "JPEGImages" / "480p")
     method = Recorder()
-    segment_dataset(method, dataset, tmp_path / "out", progress=False)
+    segment_dataset(method, dataset, tmp_path / "out", track="semi", progress=False)
     frame = method.videos[0].frames[1]
     assert frame.shape == (48, 64, 3)
     assert frame[20, 30].min() > 150 and frame[40, 5].max() < 50    # the object's pixels where the mask has it
