@@ -192,3 +192,6 @@ def test_finetune_settings_are_options_and_recorded():
     assert method.options["finetune_steps"] == 120 and method.options["finetune_lr"] == 2e-4
     default = OSVOS(device="cpu")
     assert (default.finetune.steps, default.finetune.lr) == (FinetuneConfig.steps, FinetuneConfig.lr)
+    # What is recorded is the setting in force, so that changing a default never reuses old masks.
+    assert (default.options["finetune_steps"], default.options["finetune_lr"]) == (FinetuneConfig.steps,
+                                                                                  FinetuneConfig.lr)

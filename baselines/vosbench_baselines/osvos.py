@@ -332,6 +332,8 @@ class OSVOS(SemiSupervisedMethod):
             self.finetune.steps = int(finetune_steps)
         if finetune_lr is not None:
             self.finetune.lr = float(finetune_lr)
+        # The settings in force, not the arguments (None means "the default", which may change).
+        self.options.update(finetune_steps=self.finetune.steps, finetune_lr=self.finetune.lr)
         self.short_side = int(short_side) if short_side else None
         self.seed = int(seed)
         self.pretrained = bool(pretrained)
