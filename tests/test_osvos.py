@@ -11,7 +11,7 @@ from vosbench.errors import InputError
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.osvos import OSVOS, FinetuneConfig, SegNet, default_weights, load_trained, save_trained
+from vosbench_baselines.osvos import OSVOS, SegNet, default_weights, load_trained, save_trained
 
 BENCHMARK = os.environ.get("VOSBENCH_BENCHMARK_BASELINES") == "1"
 
@@ -62,7 +62,8 @@ def test_packaged_weights_load_strictly():
 def test_online_finetuning_learns_the_first_frame_objects(tiny_root):
     video, gt = tiny_video(tiny_root)
     parent_only = list(OSVOS(device="cpu", finetune_steps=0).segment(video))
-    finetuned_method = OSVOS(device="cpu")
+    # 40 steps (the default is longer) keep the test short and are enough to learn the tiny objects.
+    finetuned_method = OSVOS(device="cpu", finetune_steps=40)
     finetuned = list(finetuned_method.segment(video))
     assert np.array_equal(finetuned[0], gt[0])
     assert all(m.shape == gt[0].shape and m.dtype == np.uint8 for m in finetuned)
@@ -191,7 +192,8 @@ def test_finetune_settings_are_options_and_recorded():
     assert (method.finetune.steps, method.finetune.lr) == (120, 2e-4)
     assert method.options["finetune_steps"] == 120 and method.options["finetune_lr"] == 2e-4
     default = OSVOS(device="cpu")
-    assert (default.finetune.steps, default.finetune.lr) == (FinetuneConfig.steps, FinetuneConfig.lr)
+    assert default.finetune == OSVOS.default_finetune and default.finetune is not OSVOS.default_finetune
     # What is recorded is the setting in force, so that changing a default never reuses old masks.
-    assert (default.options["finetune_steps"], default.options["finetune_lr"]) == (FinetuneConfig.steps,
-                                                                                  FinetuneConfig.lr)
+    assert (default.options["finetune_steps"], default.options["finetune_lr"]) == (OSVOS.default_finetune.steps,
+                                                                                  OSVOS.default_finetune.lr)
+    assert OSVOS(device="cpu", finetune_steps=7).finetune.steps == 7 and OSVOS.default_finetune.steps != 7
