@@ -49,7 +49,7 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from vosbench.methods.base import InteractiveMethod
-    from vosbench.methods.registry import load_method
+    from vosbench.methods.registry import check_options, load_method
     from vosbench.tracks.interactive.session import SessionParams, find_samples, run_session
 
     if args.dataset is None:
@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
             raise VosbenchError("--dataset needs --gt ROOT, the folder holding Annotations/")
         dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution)
         tag = args.dataset.value
-    method = load_method(args.method, device=args.device, **parse_options(args.option))
+    options = parse_options(args.option)
+    check_options(args.method, options)
+    method = load_method(args.method, device=args.device, **options)
     if not isinstance(method, InteractiveMethod):
         raise VosbenchError(f"method {args.method!r} is a {method.track} method, not an interactive one")
     params = SessionParams(max_interactions=args.max_interactions, max_time=args.max_time,
