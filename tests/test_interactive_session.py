@@ -251,7 +251,7 @@ def test_cli_refuses_a_method_of_another_track(tiny, tmp_path, monkeypatch, capl
         def segment(self, video):
             yield from ()
 
-    monkeypatch.setattr(registry, "load_method", lambda name, **options: Semi())
+    monkeypatch.setattr(registry, "get_method", lambda name: Semi)   # registered, but a semi-supervised method
     dataset, _ = tiny
     args = ["interactive", "--robot", "--method", "semi", "--dataset", "davis2017", "--gt", str(dataset.root),
             "--out", str(tmp_path / "o")]
