@@ -159,6 +159,36 @@ def test_committed_stm_tracks_objects_of_the_generated_dataset(tiny_root):
     assert mean_j > first_frame_j
 
 
+def test_finetuning_adapts_a_copy_to_the_first_frame(tiny_root):
+    """Fine-tuning lowers the loss on the first frame's warps, leaves the trained network as it was,
+    records its settings, and repeats exactly under the same seed."""
+    from vosbench_baselines.stm import finetune_on_first_frame
+
+    dataset = DavisDataset(tiny_root, year=2017, split="val")
+    video, gt = _video(dataset, dataset.sequence_names()[0])
+    image, mask = np.asarray(video.frames[0]), gt[0].astype(np.uint8)
+    runs = []
+    for _ in range(2):
+        net = load_stm(DEFAULT_WEIGHTS)
+        runs.append(finetune_on_first_frame(net, image, mask, steps=12, lr=3e-4, seed=1, device="cpu", crop=96))
+    assert runs[0] == runs[1]
+    assert np.mean(runs[0][-4:]) < np.mean(runs[0][:4])
+
+    method = STM(device="cpu", threads=1, finetune_steps=3)
+    assert method.options["finetune_steps"] == 3 and method.options["finetune_lr"] == STM.FINETUNE_LR
+    before = {k: v.clone() for k, v in method.net.state_dict().items()}
+    finetuned = method.finetuned_network(video, gt.shape[1:])
+    assert finetuned is not method.net
+    assert all(torch.equal(before[k], v) for k, v in method.net.state_dict().items())
+    assert any(not torch.equal(before[k], v) for k, v in finetuned.state_dict().items())
+    assert STM(device="cpu", threads=1, finetune_steps=0).finetuned_network(video, gt.shape[1:]) is not None
+
+
+def test_finetuned_stm_segments_the_generated_dataset(tiny_root):
+    mean_j, first_frame_j = _check_segmentation(STM(device="cpu", threads=1, finetune_steps=4), tiny_root)
+    assert mean_j > first_frame_j
+
+
 def test_run_command_end_to_end(tmp_path, monkeypatch):
     from vosbench.cli import main
 

@@ -138,9 +138,22 @@ class FlowWarp(SemiSupervisedMethod):
                                   borderValue=1.0 if k == 0 else 0.0)
         return ids[np.argmax(scores, axis=0)].astype(np.uint8)
 
-    def segment(self, video: Video) -> Iterator[np.ndarray]:
-        height, width = video.size
+    def propagate(self, labels: np.ndarray, ids: np.ndarray, previous_gray: np.ndarray,
+                  current_gray: np.ndarray) -> np.ndarray:
+        """The label map of the previous frame (ids: background 0 and its object ids) moved
+        onto the current frame (both frames grayscale uint8 of the labels' size)."""
+        if not labels.any():
+            return labels
+        height, width = labels.shape
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        flow = self._flow(current_gray, previous_gray)
+        map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+        labels = self._warp(labels, ids, map_x, map_y)
+        if self.occlusion_check:
+            labels[self._disoccluded(current_gray, previous_gray, flow, map_x, map_y)] = 0
+        return labels
+
+    def segment(self, video: Video) -> Iterator[np.ndarray]:
         ids = np.array([0] + sorted(set(video.object_ids)), dtype=np.int64)
         labels = _introduce(_blank(video), video.given_masks.get(0))
         ids = np.union1d(ids, np.unique(labels)).astype(np.int64)
@@ -148,12 +161,7 @@ class FlowWarp(SemiSupervisedMethod):
         yield labels
         for t in range(1, len(video.frame_names)):
             current = cv2.cvtColor(video.frames[t], cv2.COLOR_RGB2GRAY)
-            if labels.any():
-                flow = self._flow(current, previous)
-                map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-                labels = self._warp(labels, ids, map_x, map_y)
-                if self.occlusion_check:
-                    labels[self._disoccluded(current, previous, flow, map_x, map_y)] = 0
+            labels = self.propagate(labels, ids, previous, current)
             given = video.given_masks.get(t)
             if given is not None:
                 ids = np.union1d(ids, np.unique(given)).astype(np.int64)

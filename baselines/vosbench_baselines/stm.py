@@ -22,6 +22,7 @@ comes from the package. See ``weights/MODEL_CARD_stm.md`` for data, steps and sc
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import math
 import time
@@ -52,6 +53,65 @@ MASK_DIM = 64
 # training sees DAVIS's 240p frames zoomed 0.64-1.6x, so 360 keeps 480p objects at a scale
 # the network was trained on, and it keeps 480p within the CPU budget of 0.5 s/frame/object.
 PROCESSING_SIZE = 360
+
+
+class _OneFrame:
+    """The first frame and its masks, in the shape of `TrainingFrames` for the clip sampler."""
+
+    sequences = ["frame0"]
+
+    def __init__(self, image: np.ndarray, mask: np.ndarray):
+        self._image, self._mask = image, mask
+
+    def length(self, sequence: str) -> int:
+        return 1
+
+    def image(self, sequence: str, index: int) -> np.ndarray:
+        return self._image
+
+    def mask(self, sequence: str, index: int) -> np.ndarray:
+        return self._mask
+
+
+def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, steps: int, lr: float,
+                            seed: int, device: str | torch.device, crop: int = 256, batch: int = 2
+                            ) -> list[float]:
+    """Fine-tune `net` in place on clips made of one annotated frame under random warps.
+
+    The clips are those of training's static clips (the STM paper's pre-training on images),
+    made from the given frame alone, so the memory read and the decoder learn this video's
+    objects, their parts included. image (H, W, 3) uint8 at the processing size; mask (H, W)
+    ids 0..K. Returns the losses.
+    """
+    from vosbench_baselines.data import Augment, ClipSampler
+
+    height, width = mask.shape
+    crop_h, crop_w = min(crop, height), min(crop, width)
+    # The sampler's zoom is relative to fitting the crop to the frame's short side: rescale it
+    # so that zoom 1 keeps the objects at the size they have at inference.
+    fit = min(height, width) / min(crop_h, crop_w)
+    augment = Augment(crop=(crop_h, crop_w), scale=(0.8 * fit, 1.25 * fit), rotation=15.0)
+    sampler = ClipSampler(_OneFrame(image, mask), clip_length=3, augment=augment, static_fraction=1.0, seed=seed)
+    params = [p for p in net.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    net.train()
+    # Batch statistics of warps of one frame are no estimate of a video's: keep the parent's.
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+    losses = []
+    for _ in range(steps):
+        images, masks, counts = sampler.batch(batch)
+        if not counts.min():
+            continue   # the warps lost every object: nothing to learn from this batch
+        loss = clip_losses(net, torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device),
+                           torch.from_numpy(counts).to(device))["loss"]
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    net.eval()
+    return losses
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -229,14 +289,24 @@ class STM(SemiSupervisedMethod):
     """Space-time memory network (see the module docstring for what is kept and what differs).
 
     Options: weights (path; default the committed ``weights/stm.pt``), device (auto/cpu/cuda),
-    threads, mem_every (a permanent memory frame every N frames; 5 as in the paper).
+    threads, mem_every (a permanent memory frame every N frames; 5 as in the paper), size
+    (short side frames are processed at), finetune_steps and finetune_lr (online fine-tuning
+    on the first annotated frame; objects first given on a later frame are not part of it),
+    seed (of the fine-tuning's warps).
     """
 
     name = "stm"
     track = "semi"
 
+    # Online fine-tuning on the first annotated frame (not in the STM paper; OSVOS's idea applied to
+    # the memory network): FINETUNE_STEPS clips at FINETUNE_LR, chosen on DAVIS 2016 train videos
+    # held out from a network trained on the others, never on val (see the model card).
+    FINETUNE_STEPS = 0
+    FINETUNE_LR = 1e-4
+
     def __init__(self, device: str = "auto", weights: str | Path | None = None, threads: int | None = None,
-                 mem_every: int = 5, size: int = PROCESSING_SIZE, **options: Any):
+                 mem_every: int = 5, size: int = PROCESSING_SIZE, finetune_steps: int | None = None,
+                 finetune_lr: float | None = None, seed: int = 0, **options: Any):
         super().__init__(device=device, **options)
         self.size = int(size)
         if self.size < 0:
@@ -248,12 +318,20 @@ class STM(SemiSupervisedMethod):
         self.mem_every = int(mem_every)
         if self.mem_every < 1:
             raise ValueError("mem_every must be >= 1")
+        self.finetune_steps = self.FINETUNE_STEPS if finetune_steps is None else int(finetune_steps)
+        self.finetune_lr = self.FINETUNE_LR if finetune_lr is None else float(finetune_lr)
+        if self.finetune_steps < 0:
+            raise ValueError("finetune_steps must be >= 0")
+        self.seed = int(seed)
         self.net = load_stm(self.weights_path).to(self.device).eval()
-        # What changes the masks, so that a run with other weights or settings is never reused.
+        self.last_finetune_seconds: float | None = None
+        # What changes the masks, so that a run with other weights or settings is never reused
+        # (the fine-tuning settings in force, not the arguments: None means a default that may change).
         packaged = self.weights_path.resolve() == DEFAULT_WEIGHTS.resolve()
         self.options.update(weights="packaged stm.pt" if packaged else str(self.weights_path),
                             weights_sha256=weights_sha256(self.weights_path),
-                            mem_every=self.mem_every, size=self.size)
+                            mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
+                            finetune_lr=self.finetune_lr, seed=self.seed)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -261,13 +339,37 @@ class STM(SemiSupervisedMethod):
         parser.add_argument("--mem-every", type=int, default=5, help="a permanent memory frame every N frames")
         parser.add_argument("--size", type=int, default=PROCESSING_SIZE,
                             help="short side frames are processed at (0: their own size)")
+        parser.add_argument("--finetune-steps", type=int, default=None,
+                            help=f"online fine-tuning clips on the first annotated frame (default {cls.FINETUNE_STEPS})")
+        parser.add_argument("--finetune-lr", type=float, default=None,
+                            help=f"online fine-tuning learning rate (default {cls.FINETUNE_LR})")
 
     def describe(self) -> str:
         return f"stm ({self.track}, weights {self.weights_path.name}, {self.device})"
 
+    def finetuned_network(self, video: Video, proc: tuple[int, int]) -> STMNet:
+        """The network for this video: the trained one, or a copy fine-tuned on its first annotated frame."""
+        if self.finetune_steps <= 0 or not video.given_masks:
+            self.last_finetune_seconds = 0.0
+            return self.net
+        start = time.perf_counter()
+        t0 = min(video.given_masks)
+        image = np.ascontiguousarray(video.frames[t0])
+        mask = np.asarray(video.given_masks[t0], dtype=np.uint8).copy()
+        mask[mask == 255] = 0
+        if proc != mask.shape:
+            image = cv2.resize(image, (proc[1], proc[0]), interpolation=cv2.INTER_AREA)
+            mask = cv2.resize(mask, (proc[1], proc[0]), interpolation=cv2.INTER_NEAREST)
+        net = copy.deepcopy(self.net)
+        with torch.enable_grad():
+            finetune_on_first_frame(net, image, mask, self.finetune_steps, self.finetune_lr, self.seed, self.device)
+        self.last_finetune_seconds = time.perf_counter() - start
+        log.info("stm: fine-tuned on frame %d of %s in %.1f s", t0, video.name, self.last_finetune_seconds)
+        return net
+
     @torch.no_grad()
     def segment(self, video: Video) -> Iterator[np.ndarray]:
-        net, device = self.net, self.device
+        device = self.device
         object_ids = sorted(int(i) for i in video.object_ids) or sorted(
             {int(i) for m in video.given_masks.values() for i in np.unique(m) if i not in (0, 255)})
         height, width = video.size
@@ -276,6 +378,7 @@ class STM(SemiSupervisedMethod):
             proc = (max(16, int(round(height * factor))), max(16, int(round(width * factor))))
         else:
             proc = (height, width)
+        net = self.finetuned_network(video, proc)
         k = len(object_ids)
         ids = np.array([0] + object_ids, dtype=np.uint8)
         mem_keys: list[torch.Tensor] = []        # per permanent memory frame (1, C, N)
