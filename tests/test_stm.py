@@ -65,6 +65,14 @@ def test_memory_read_is_a_softmax_over_memory_positions():
     want = torch.einsum("kvn,nm->kvm", values[0], weights).view(2, 3, 2, 2)
     torch.testing.assert_close(out[0], want, rtol=1e-4, atol=1e-5)
 
+    # Top-k read: the softmax over each query position's k nearest memory positions only.
+    nearest = torch.topk(-dist, 2, dim=0).indices                         # (2, M)
+    kept = torch.full_like(dist, float("inf")).scatter(0, nearest, dist.gather(0, nearest))
+    weights_k = torch.softmax(-kept / np.sqrt(8), dim=0)
+    want_k = torch.einsum("kvn,nm->kvm", values[0], weights_k).view(2, 3, 2, 2)
+    torch.testing.assert_close(STMNet.read(keys, values, query, top_k=2)[0], want_k, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(STMNet.read(keys, values, query, top_k=5), out)
+
 
 def test_soft_aggregation_ignores_absent_objects_and_sums_to_one():
     logits = torch.tensor([[[[4.0]], [[-4.0]], [[9.0]]]])               # (1, 3 objects, 1, 1)

@@ -206,12 +206,21 @@ class STMNet(nn.Module):
         return {4: f4, 8: f8, 16: f16}
 
     @staticmethod
-    def read(memory_keys: torch.Tensor, memory_values: torch.Tensor, query_key: torch.Tensor) -> torch.Tensor:
-        """memory_keys (B, C, N), memory_values (B, K, V, N), query_key (B, C, h, w) -> (B, K, V, h, w)."""
+    def read(memory_keys: torch.Tensor, memory_values: torch.Tensor, query_key: torch.Tensor,
+             top_k: int | None = None) -> torch.Tensor:
+        """memory_keys (B, C, N), memory_values (B, K, V, N), query_key (B, C, h, w) -> (B, K, V, h, w).
+
+        top_k: each query position reads only its k most similar memory positions (Cheng et al.,
+        "Rethinking space-time networks", 2021): the many weak matches of a large memory
+        otherwise add up to noise. None reads them all, as STM does.
+        """
         b, c, h, w = query_key.shape
         q = query_key.flatten(2)                                            # (B, C, M)
         # -||k_m - k_q||^2 up to a per-query constant, scaled as dot-product attention.
         sim = (2 * memory_keys.transpose(1, 2) @ q - memory_keys.pow(2).sum(1).unsqueeze(2)) / math.sqrt(c)
+        if top_k is not None and top_k < sim.shape[1]:
+            values, indices = torch.topk(sim, top_k, dim=1)
+            sim = torch.full_like(sim, float("-inf")).scatter_(1, indices, values)
         affinity = torch.softmax(sim, dim=1)                                # over memory positions
         k, v = memory_values.shape[1:3]
         out = memory_values.flatten(1, 2) @ affinity                        # (B, K*V, M)
@@ -292,7 +301,8 @@ class STM(SemiSupervisedMethod):
     threads, mem_every (a permanent memory frame every N frames; 5 as in the paper), size
     (short side frames are processed at), finetune_steps and finetune_lr (online fine-tuning
     on the first annotated frame; objects first given on a later frame are not part of it),
-    seed (of the fine-tuning's warps).
+    seed (of the fine-tuning's warps), top_k (memory positions each query position reads;
+    0 reads all).
     """
 
     name = "stm"
@@ -303,10 +313,12 @@ class STM(SemiSupervisedMethod):
     # held out from a network trained on the others, never on val (see the model card).
     FINETUNE_STEPS = 0
     FINETUNE_LR = 1e-4
+    # Memory positions each query position reads (0: all, as in the paper); chosen likewise.
+    TOP_K = 0
 
     def __init__(self, device: str = "auto", weights: str | Path | None = None, threads: int | None = None,
                  mem_every: int = 5, size: int = PROCESSING_SIZE, finetune_steps: int | None = None,
-                 finetune_lr: float | None = None, seed: int = 0, **options: Any):
+                 finetune_lr: float | None = None, seed: int = 0, top_k: int | None = None, **options: Any):
         super().__init__(device=device, **options)
         self.size = int(size)
         if self.size < 0:
@@ -323,6 +335,9 @@ class STM(SemiSupervisedMethod):
         if self.finetune_steps < 0:
             raise ValueError("finetune_steps must be >= 0")
         self.seed = int(seed)
+        self.top_k = self.TOP_K if top_k is None else int(top_k)
+        if self.top_k < 0:
+            raise ValueError("top_k must be >= 0 (0: read every memory position)")
         self.net = load_stm(self.weights_path).to(self.device).eval()
         self.last_finetune_seconds: float | None = None
         # What changes the masks, so that a run with other weights or settings is never reused
@@ -331,7 +346,7 @@ class STM(SemiSupervisedMethod):
         self.options.update(weights="packaged stm.pt" if packaged else str(self.weights_path),
                             weights_sha256=weights_sha256(self.weights_path),
                             mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
-                            finetune_lr=self.finetune_lr, seed=self.seed)
+                            finetune_lr=self.finetune_lr, seed=self.seed, top_k=self.top_k)
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
@@ -399,7 +414,7 @@ class STM(SemiSupervisedMethod):
                 extra_k, extra_v = ([previous[0]], [previous[1]]) if previous is not None else ([], [])
                 keys = torch.cat(mem_keys + extra_k, 2)
                 values = torch.cat(mem_values + extra_v, 3)
-                logits = net.decoder(net.read(keys, values, key), feats)
+                logits = net.decoder(net.read(keys, values, key, top_k=self.top_k or None), feats)
                 logits = _upsample(logits, proc)
                 merged = aggregate(logits, active.float()[None])
                 prob = torch.softmax(merged, dim=1)[0, 1:]                      # (K, H, W)
