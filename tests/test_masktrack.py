@@ -8,7 +8,7 @@ import torch
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask
+from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask, dilate_by_size
 from vosbench_baselines.osvos import SegNet, SingleFrameTask, default_weights, load_trained
 
 from test_osvos import mean_j, tiny_root, tiny_video  # noqa: F401  (fixture re-used)
@@ -136,6 +136,16 @@ def test_flow_warp_moves_the_prior_with_the_object(warp):
     else:
         np.testing.assert_array_equal(priors[0], masks[0])
         assert covered < 0.85
+
+
+def test_prior_dilation_grows_the_mask_by_a_share_of_its_size():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[40:60, 30:70] = 1                                   # box 20 x 40: size sqrt(800) = 28.3
+    grown = dilate_by_size(mask, 0.1)                        # radius round(2.83) = 3
+    assert grown[37, 50] and not grown[36, 50] and grown[50, 27] and not grown[50, 26]
+    assert (grown >= mask).all()
+    np.testing.assert_array_equal(dilate_by_size(mask, 0.0), mask)
+    assert not dilate_by_size(np.zeros_like(mask), 0.5).any()
 
 
 def test_training_feeds_a_deformed_mask(tiny_root):  # noqa: F811

@@ -85,6 +85,19 @@ def deform_mask(mask: np.ndarray, rng: np.random.Generator, shift: float = 0.1, 
     return out
 
 
+def dilate_by_size(mask: np.ndarray, fraction: float) -> np.ndarray:
+    """`mask` dilated by a disc of radius `fraction` of the object's size (the root of its box's area)."""
+    ys, xs = np.nonzero(mask)
+    if fraction <= 0 or len(ys) == 0:
+        return mask
+    size = float(np.sqrt((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)))
+    radius = int(round(fraction * size))
+    if radius <= 0:
+        return mask
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    return cv2.dilate(mask, kernel)
+
+
 class MaskTrack(OSVOS):
     """Mask propagation: each frame is segmented from RGB + the previous frame's mask.
 
@@ -92,7 +105,8 @@ class MaskTrack(OSVOS):
     finetune_lr (online fine-tuning on frame 0 with deformed copies of its mask as the prior,
     on by default since the published MaskTrack figures include it; 0 steps turns it off),
     short_side (360), seed, pretrained, warp_prior (move the previous mask along the optical
-    flow before feeding it, as the paper's flow guidance does).
+    flow before feeding it, as the paper's flow guidance does), prior_dilation (dilate it by
+    this fraction of the object's size).
     """
 
     name: ClassVar[str] = "masktrack"
@@ -103,14 +117,21 @@ class MaskTrack(OSVOS):
     # Whether the previous mask is moved along the optical flow before it is fed (the paper's
     # "+flow" guidance); chosen on the held-out train videos as the fine-tuning was.
     WARP_PRIOR = False
+    # Dilation of the previous mask before it is fed, as a fraction of the object's size (0: none).
+    # Training dilates most deformed masks (`deform_mask`), so the network learned to trim a loose
+    # prior; a tight one may let parts erode frame after frame. Chosen on the held-out videos too.
+    PRIOR_DILATION = 0.0
 
     def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, short_side: int = 360, seed: int = 0, pretrained: bool = True,
-                 warp_prior: bool | None = None, **options: Any):
+                 warp_prior: bool | None = None, prior_dilation: float | None = None, **options: Any):
         super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
                          short_side=short_side, seed=seed, pretrained=pretrained, **options)
         self.warp_prior = self.WARP_PRIOR if warp_prior is None else bool(warp_prior)
-        self.options["warp_prior"] = self.warp_prior
+        self.prior_dilation = self.PRIOR_DILATION if prior_dilation is None else float(prior_dilation)
+        if self.prior_dilation < 0:
+            raise ValueError("prior_dilation must be >= 0")
+        self.options.update(warp_prior=self.warp_prior, prior_dilation=self.prior_dilation)
 
     def build_network(self) -> MaskTrackNet:
         return MaskTrackNet(pretrained=self.pretrained)
@@ -152,7 +173,8 @@ class MaskTrack(OSVOS):
             x = to_tensor(frame, self._device)
             scores = []
             for object_id, net in networks:
-                prior = torch.from_numpy(previous[object_id].astype(np.float32))[None, None].to(self._device)
+                mask = dilate_by_size(previous[object_id], self.prior_dilation)
+                prior = torch.from_numpy(mask.astype(np.float32))[None, None].to(self._device)
                 scores.append(net(x, prior)[0, 0])
             logits = torch.stack(scores)
             labels_small = labels_from_logits(logits, ids)
