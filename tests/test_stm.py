@@ -20,7 +20,7 @@ from vosbench.errors import InputError
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import LazyFrames, Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.stm import DEFAULT_WEIGHTS, STM, STMNet, aggregate, load_stm, stm_trained_keys
+from vosbench_baselines.stm import DEFAULT_WEIGHTS, PROCESSING_SIZE, STM, STMNet, aggregate, load_stm, stm_trained_keys
 from vosbench_baselines.training import TrainConfig, load_exported
 
 BENCHMARK = os.environ.get("VOSBENCH_BENCHMARK_BASELINES") == "1"
@@ -225,7 +225,8 @@ def test_speed_stm_480p_per_frame_and_object(benchmark):
     given = np.zeros((480, 854), np.uint8)
     given[150:350, 300:600] = 1
     video = Video("bench", frames, [f"{i:05d}" for i in range(n_frames)], {0: given}, [1])
-    method = STM(device="cpu")
+    # Frame-by-frame cost only: the online fine-tuning is a per-video cost, timed below.
+    method = STM(device="cpu", finetune_steps=0)
 
     cpu_seconds = []
 
@@ -242,3 +243,21 @@ def test_speed_stm_480p_per_frame_and_object(benchmark):
     benchmark.extra_info["cpu_seconds_per_frame_per_object"] = min(cpu_seconds) / n_frames
     if benchmark.stats:
         benchmark.extra_info["wall_seconds_per_frame_per_object"] = benchmark.stats.stats.min / n_frames
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BENCHMARK, reason="set VOSBENCH_BENCHMARK_BASELINES=1 to time online fine-tuning at 480p")
+def test_benchmark_online_finetuning_480p(benchmark, davis2016_root):
+    """STM's online fine-tuning (the default steps) on the first frame of a DAVIS 2016 val video at 480p."""
+    dataset = DavisDataset(davis2016_root, year=2016, split="val")
+    name = dataset.sequence_names()[0]
+    names = dataset.frame_names(name)
+    video = Video(name, [dataset.read_frame(name, names[0])], names[:1], {0: dataset.read_annotation(name, names[0])},
+                  [1])
+    method = STM(device="cpu")
+    assert method.finetune_steps > 0
+    height, width = video.size
+    factor = PROCESSING_SIZE / min(height, width)
+    proc = (round(height * factor), round(width * factor))
+    net = benchmark.pedantic(method.finetuned_network, args=(video, proc), rounds=1, iterations=1)
+    assert net is not method.net
