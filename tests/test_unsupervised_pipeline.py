@@ -199,6 +199,10 @@ def test_registered_and_propagates_with_stm_when_registered():
     assert cls(device="cpu").propagator_choice() == expected
     assert cls(device="cpu", propagator="flow-warp").propagator_choice() == "flow-warp"
     assert isinstance(cls(device="cpu", propagator="flow-warp").propagator(), FlowWarpPropagator)
+    # STM propagates the pipeline's own proposals: never fine-tuned on them, whatever STM's default.
+    stm = cls(device="cpu", propagator="stm")
+    assert stm.propagator().options["finetune_steps"] == 0
+    assert stm.options["propagator_options"]["finetune_steps"] == 0
 
 
 def test_run_identity_names_the_weights_of_both_parts(tmp_path):

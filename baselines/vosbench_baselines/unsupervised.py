@@ -304,6 +304,10 @@ class UnsupervisedPipeline(UnsupervisedMethod):
 
         return self.propagator_name or ("stm" if "stm" in available_methods() else FlowWarpPropagator.name)
 
+    # The propagator runs from every key frame on masks the pipeline proposed itself: online
+    # fine-tuning on such masks would teach it their errors, at a cost per key frame.
+    PROPAGATOR_OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {"stm": {"finetune_steps": 0}}
+
     def propagator(self) -> SemiSupervisedMethod:
         if self._propagator is None:
             from vosbench.errors import InputError
@@ -312,7 +316,8 @@ class UnsupervisedPipeline(UnsupervisedMethod):
             name = self.propagator_choice()
             if name != FlowWarpPropagator.name:
                 try:
-                    self._propagator = load_method(name, device=self.device)  # type: ignore[assignment]
+                    self._propagator = load_method(name, device=self.device,  # type: ignore[assignment]
+                                                   **self.PROPAGATOR_OPTIONS.get(name, {}))
                     log.info("%s: propagating masks with %s", self.name, name)
                 except InputError as exc:
                     if self.propagator_name:   # asked for by name: no silent substitute
