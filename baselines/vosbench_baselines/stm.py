@@ -302,11 +302,10 @@ class STM(SemiSupervisedMethod):
 
     Options: weights (path; default the committed ``weights/stm.pt``), device (auto/cpu/cuda),
     threads, mem_every (a permanent memory frame every N frames; 5 as in the paper), size
-    (short side frames are processed at), finetune_steps and finetune_lr (online fine-tuning
-    on the first annotated frame; objects first given on a later frame are not part of it;
-    finetune_batch clips per step),
-    seed (of the fine-tuning's warps), top_k (memory positions each query position reads;
-    0 reads all).
+    (short side frames are processed at), finetune_steps, finetune_lr and finetune_batch
+    (online fine-tuning on the first annotated frame, clips per step; objects first given on a
+    later frame are not part of it; 0 steps turns it off), seed (of the fine-tuning's warps),
+    top_k (memory positions each query position reads; 0 reads all).
     """
 
     name = "stm"
@@ -321,7 +320,8 @@ class STM(SemiSupervisedMethod):
     FINETUNE_STEPS = 25
     FINETUNE_LR = 3e-4
     FINETUNE_BATCH = 2
-    # Memory positions each query position reads (0: all, as in the paper); chosen likewise.
+    # Memory positions each query position reads (0: all, as in the paper). With the fine-tuning above,
+    # k = 20 and k = 50 gave the same held-out J&F as reading all (0.801), so all.
     TOP_K = 0
 
     def __init__(self, device: str = "auto", weights: str | Path | None = None, threads: int | None = None,
