@@ -37,6 +37,15 @@ def tiny_video(root, index: int = 0) -> tuple[Video, np.ndarray]:
     return Video(name, frames, names, {0: gt[0]}, ids), gt
 
 
+def first_frame_video(davis2016_root) -> Video:
+    """The first frame and mask of the first DAVIS 2016 val sequence at 480p: what online fine-tuning sees."""
+    dataset = DavisDataset(davis2016_root, year=2016, split="val")
+    name = dataset.sequence_names()[0]
+    names = dataset.frame_names(name)
+    return Video(name, [dataset.read_frame(name, names[0])], names[:1], {0: dataset.read_annotation(name, names[0])},
+                 [1])
+
+
 def mean_j(outputs, gt) -> float:
     scores = []
     for out, truth in zip(outputs[1:], gt[1:]):
@@ -176,11 +185,7 @@ def test_runs_on_cuda(tiny_root):
 @pytest.mark.skipif(not BENCHMARK, reason="set VOSBENCH_BENCHMARK_BASELINES=1 to time online fine-tuning at 480p")
 def test_benchmark_online_finetuning_480p(benchmark, davis2016_root):
     """Online fine-tuning of one DAVIS 2016 val video at 480p (the budget is 60 s on 2 cores)."""
-    dataset = DavisDataset(davis2016_root, year=2016, split="val")
-    name = dataset.sequence_names()[0]
-    names = dataset.frame_names(name)
-    video = Video(name, [dataset.read_frame(name, names[0])], names[:1], {0: dataset.read_annotation(name, names[0])},
-                  [1])
+    video = first_frame_video(davis2016_root)
     method = OSVOS(device="cpu")
     method.parent()
     networks = benchmark.pedantic(method.finetuned_networks, args=(video,), rounds=1, iterations=1)

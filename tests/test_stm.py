@@ -249,11 +249,9 @@ def test_speed_stm_480p_per_frame_and_object(benchmark):
 @pytest.mark.skipif(not BENCHMARK, reason="set VOSBENCH_BENCHMARK_BASELINES=1 to time online fine-tuning at 480p")
 def test_benchmark_online_finetuning_480p(benchmark, davis2016_root):
     """STM's online fine-tuning (the default steps) on the first frame of a DAVIS 2016 val video at 480p."""
-    dataset = DavisDataset(davis2016_root, year=2016, split="val")
-    name = dataset.sequence_names()[0]
-    names = dataset.frame_names(name)
-    video = Video(name, [dataset.read_frame(name, names[0])], names[:1], {0: dataset.read_annotation(name, names[0])},
-                  [1])
+    from test_osvos import first_frame_video
+
+    video = first_frame_video(davis2016_root)
     method = STM(device="cpu")
     assert method.finetune_steps > 0
     height, width = video.size

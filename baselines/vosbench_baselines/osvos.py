@@ -267,16 +267,11 @@ def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: 
     extra_of: for networks with an extra input channel, a function (mask, rng) -> the extra
     channel to feed with each augmented frame (MaskTrack feeds a deformed copy of the mask).
     """
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    net.train()
-    # Batch statistics of a few crops of one frame are no estimate of a video's: keep the parent's.
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eval()
-    losses = []
+    from vosbench_baselines.training import finetune_online
+
     crop = (min(config.crop[0], mask.shape[0]), min(config.crop[1], mask.shape[1]))
-    for _ in range(config.steps):
+
+    def loss_of_step() -> torch.Tensor:
         pairs = [augment_pair(image, mask, rng, rotate=config.rotate, scales=config.scales, crop=crop)
                  for _ in range(config.batch)]
         images = to_tensor(np.stack([p[0] for p in pairs]), device)
@@ -291,13 +286,9 @@ def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: 
         else:
             x4 = net.prefix(images, extra)   # the extra stem weights learn through the frozen blocks
         logits, sides = net.suffix(x4, images.shape[-2:], sides=True)
-        loss = segmentation_loss(logits, targets) + 0.5 * sum(segmentation_loss(s, targets) for s in sides)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    net.eval()
-    return losses
+        return segmentation_loss(logits, targets) + 0.5 * sum(segmentation_loss(s, targets) for s in sides)
+
+    return finetune_online(net, config.steps, config.lr, loss_of_step)
 
 
 def default_weights(name: str) -> Path:

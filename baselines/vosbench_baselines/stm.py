@@ -42,7 +42,7 @@ from vosbench.errors import InputError
 from vosbench.methods.base import SemiSupervisedMethod, Video
 from vosbench.methods.device import configure_threads, resolve_device
 from vosbench_baselines.encoder import CHANNELS, EfficientNetLite0
-from vosbench_baselines.training import weights_sha256
+from vosbench_baselines.training import finetune_online, weights_sha256
 
 log = logging.getLogger(__name__)
 
@@ -95,26 +95,15 @@ def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, 
     fit = min(height, width) / min(crop_h, crop_w)
     augment = Augment(crop=(crop_h, crop_w), scale=(0.8 * fit, 1.25 * fit), rotation=15.0)
     sampler = ClipSampler(_OneFrame(image, mask), clip_length=3, augment=augment, static_fraction=1.0, seed=seed)
-    params = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr)
-    net.train()
-    # Batch statistics of warps of one frame are no estimate of a video's: keep the parent's.
-    for module in net.modules():
-        if isinstance(module, nn.BatchNorm2d):
-            module.eval()
-    losses = []
-    for _ in range(steps):
+
+    def loss_of_step() -> torch.Tensor | None:
         images, masks, counts = sampler.batch(batch)
         if not counts.min():
-            continue   # the warps lost every object: nothing to learn from this batch
-        loss = clip_losses(net, torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device),
+            return None   # the warps lost every object: nothing to learn from this batch
+        return clip_losses(net, torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device),
                            torch.from_numpy(counts).to(device))["loss"]
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    net.eval()
-    return losses
+
+    return finetune_online(net, steps, lr, loss_of_step)
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:

@@ -152,6 +152,32 @@ class LossLog:
             writer.writerow(row)
 
 
+def finetune_online(net: nn.Module, steps: int, lr: float,
+                    loss_of_step: Callable[[], torch.Tensor | None]) -> list[float]:
+    """Online fine-tuning of `net` in place: `steps` Adam steps on what `loss_of_step` returns
+    (None skips a step), every trainable parameter at rate `lr`; returns the losses.
+
+    BatchNorm layers keep the trained network's statistics: the batch statistics of a few
+    augmented copies of one frame are no estimate of a video's.
+    """
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
+    net.train()
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eval()
+    losses = []
+    for _ in range(steps):
+        loss = loss_of_step()
+        if loss is None:
+            continue
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    net.eval()
+    return losses
+
+
 def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: float = 0.05) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
