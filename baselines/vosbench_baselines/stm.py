@@ -24,7 +24,6 @@ comes from the package. See ``weights/MODEL_CARD_stm.md`` for data, steps and sc
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import logging
 import math
@@ -347,17 +346,6 @@ class STM(SemiSupervisedMethod):
                             mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
                             finetune_lr=self.finetune_lr, finetune_batch=self.finetune_batch, seed=self.seed,
                             top_k=self.top_k)
-
-    @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--weights", type=Path, default=None, help="STM weights (default: the committed ones)")
-        parser.add_argument("--mem-every", type=int, default=5, help="a permanent memory frame every N frames")
-        parser.add_argument("--size", type=int, default=PROCESSING_SIZE,
-                            help="short side frames are processed at (0: their own size)")
-        parser.add_argument("--finetune-steps", type=int, default=None,
-                            help=f"online fine-tuning clips on the first annotated frame (default {cls.FINETUNE_STEPS})")
-        parser.add_argument("--finetune-lr", type=float, default=None,
-                            help=f"online fine-tuning learning rate (default {cls.FINETUNE_LR})")
 
     def describe(self) -> str:
         return f"stm ({self.track}, weights {self.weights_path.name}, {self.device})"
