@@ -20,7 +20,8 @@ from vosbench.errors import InputError
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import LazyFrames, Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.stm import DEFAULT_WEIGHTS, PROCESSING_SIZE, STM, STMNet, aggregate, load_stm, stm_trained_keys
+from vosbench_baselines.stm import (DEFAULT_WEIGHTS, PROCESSING_SIZE, STM, STMNet, _label_of_highest, aggregate, load_stm,
+                                    stm_trained_keys)
 from vosbench_baselines.training import TrainConfig, load_exported
 
 BENCHMARK = os.environ.get("VOSBENCH_BENCHMARK_BASELINES") == "1"
@@ -72,6 +73,15 @@ def test_memory_read_is_a_softmax_over_memory_positions():
     want_k = torch.einsum("kvn,nm->kvm", values[0], weights_k).view(2, 3, 2, 2)
     torch.testing.assert_close(STMNet.read(keys, values, query, top_k=2)[0], want_k, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(STMNet.read(keys, values, query, top_k=5), out)
+
+
+def test_label_of_highest_is_argmax_with_first_index_on_ties():
+    torch.manual_seed(0)
+    for planes in (1, 2, 3, 6):
+        prob = torch.rand(planes, 17, 23)
+        prob[:, :4, :4] = 0.5                  # a tie across every plane: the first wins
+        prob[-1, 5:8, 5:8] = prob[0, 5:8, 5:8]  # a tie between the first and the last plane
+        torch.testing.assert_close(_label_of_highest(prob), prob.argmax(0))
 
 
 def test_soft_aggregation_ignores_absent_objects_and_sums_to_one():
@@ -243,6 +253,30 @@ def test_speed_stm_480p_per_frame_and_object(benchmark):
     # shares the machine; the wall-clock figure is pytest-benchmark's own.
     benchmark.extra_info["cpu_seconds_per_frame_per_object"] = min(cpu_seconds) / n_frames
     if benchmark.stats:
+        benchmark.extra_info["wall_seconds_per_frame_per_object"] = benchmark.stats.stats.min / n_frames
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not BENCHMARK, reason="set VOSBENCH_BENCHMARK_BASELINES=1 to time STM's default run at 480p")
+def test_benchmark_default_video_480p_all_in(benchmark):
+    """The default STM (online fine-tuning included) on a 480p video of DAVIS 2016's mean length.
+
+    The budget of 0.5 s per frame and object is read for a whole default run: the fine-tuning's
+    per-video cost spread over the 69 frames of DAVIS 2016's mean video, plus the per-frame cost
+    with the memory growing as it does over such a video.
+    """
+    rng = np.random.default_rng(0)
+    n_frames = 69
+    frames = [rng.integers(0, 256, (480, 854, 3), dtype=np.uint8) for _ in range(n_frames)]
+    given = np.zeros((480, 854), np.uint8)
+    given[150:350, 300:600] = 1
+    video = Video("bench", frames, [f"{i:05d}" for i in range(n_frames)], {0: given}, [1])
+    method = STM(device="cpu")
+    assert method.finetune_steps > 0
+    masks = benchmark.pedantic(lambda: list(method.segment(video)), rounds=1, iterations=1)
+    assert len(masks) == n_frames
+    if benchmark.stats:
+        benchmark.extra_info["finetune_seconds"] = method.last_finetune_seconds
         benchmark.extra_info["wall_seconds_per_frame_per_object"] = benchmark.stats.stats.min / n_frames
 
 

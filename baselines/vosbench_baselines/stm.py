@@ -210,8 +210,9 @@ class STMNet(nn.Module):
         # -||k_m - k_q||^2 up to a per-query constant, scaled as dot-product attention. Laid out
         # query-major, (B, M, N), so that the softmax runs over the contiguous last dimension:
         # 40% faster on a CPU than over the memory dimension of an (N, M) layout.
+        scale = 1 / math.sqrt(c)     # folded into baddbmm: no extra pass over the (M, N) matrix
         sim = torch.baddbmm(memory_keys.pow(2).sum(1).unsqueeze(1), q.transpose(1, 2), memory_keys,
-                            beta=-1, alpha=2) / math.sqrt(c)
+                            beta=-scale, alpha=2 * scale)
         if top_k is not None and top_k < sim.shape[2]:
             values, indices = torch.topk(sim, top_k, dim=2)
             sim = torch.full_like(sim, float("-inf")).scatter_(2, indices, values)
@@ -233,6 +234,18 @@ def aggregate(logits: torch.Tensor, valid: torch.Tensor | None = None) -> torch.
         invalid = torch.cat([torch.zeros_like(valid[:, :1]), 1 - valid], dim=1) > 0
         merged = merged.masked_fill(invalid[:, :, None, None], -1e4)
     return merged
+
+
+def _label_of_highest(prob: torch.Tensor) -> torch.Tensor:
+    """argmax over dim 0 of (K+1, H, W), first index on ties, as K passes over contiguous planes:
+    torch's argmax over the outer dimension of a full-size frame costs 50 ms on 2 CPU threads."""
+    label = torch.zeros(prob.shape[1:], dtype=torch.long, device=prob.device)
+    best = prob[0].clone()
+    for j in range(1, prob.shape[0]):
+        higher = prob[j] > best
+        label[higher] = j
+        best = torch.maximum(best, prob[j])
+    return label
 
 
 def _upsample(logits: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -293,9 +306,10 @@ class STM(SemiSupervisedMethod):
 
     Options: weights (path; default the committed ``weights/stm.pt``), device (auto/cpu/cuda),
     threads, mem_every (a permanent memory frame every N frames; 5 as in the paper), size
-    (short side frames are processed at), finetune_steps, finetune_lr, finetune_batch and
-    finetune_crop (online fine-tuning on the first annotated frame, clips per step, their side; objects first given on a
-    later frame are not part of it; 0 steps turns it off), seed (of the fine-tuning's warps),
+    (short side frames are processed at), finetune_steps, finetune_lr, finetune_batch,
+    finetune_crop and finetune_encoder (online fine-tuning on the first annotated frame: steps, rate,
+    clips per step, their side, whether the encoder's trained blocks adapt too; objects first
+    given on a later frame are not part of it; 0 steps turns it off), seed (of the fine-tuning's warps),
     top_k (memory positions each query position reads; 0 reads all).
     """
 
@@ -312,6 +326,7 @@ class STM(SemiSupervisedMethod):
     FINETUNE_LR = 3e-4
     FINETUNE_BATCH = 2
     FINETUNE_CROP = 256
+    FINETUNE_ENCODER = True
     # Memory positions each query position reads (0: all, as in the paper). With the fine-tuning above,
     # k = 20 and k = 50 gave the same held-out J&F as reading all (0.801), so all.
     TOP_K = 0
@@ -319,7 +334,7 @@ class STM(SemiSupervisedMethod):
     def __init__(self, device: str = "auto", weights: str | Path | None = None, threads: int | None = None,
                  mem_every: int = 5, size: int = PROCESSING_SIZE, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, finetune_batch: int | None = None,
-                 finetune_crop: int | None = None, seed: int = 0,
+                 finetune_crop: int | None = None, finetune_encoder: bool | None = None, seed: int = 0,
                  top_k: int | None = None, **options: Any):
         super().__init__(device=device, **options)
         self.size = int(size)
@@ -336,6 +351,7 @@ class STM(SemiSupervisedMethod):
         self.finetune_lr = self.FINETUNE_LR if finetune_lr is None else float(finetune_lr)
         self.finetune_batch = self.FINETUNE_BATCH if finetune_batch is None else int(finetune_batch)
         self.finetune_crop = self.FINETUNE_CROP if finetune_crop is None else int(finetune_crop)
+        self.finetune_encoder = self.FINETUNE_ENCODER if finetune_encoder is None else bool(finetune_encoder)
         if self.finetune_steps < 0 or self.finetune_batch < 1 or self.finetune_crop < 32:
             raise ValueError("finetune_steps must be >= 0, finetune_batch >= 1 and finetune_crop >= 32")
         self.seed = int(seed)
@@ -351,7 +367,8 @@ class STM(SemiSupervisedMethod):
                             weights_sha256=weights_sha256(self.weights_path),
                             mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
                             finetune_lr=self.finetune_lr, finetune_batch=self.finetune_batch,
-                            finetune_crop=self.finetune_crop, seed=self.seed,
+                            finetune_crop=self.finetune_crop, finetune_encoder=self.finetune_encoder,
+                            seed=self.seed,
                             top_k=self.top_k)
 
     def describe(self) -> str:
@@ -371,6 +388,9 @@ class STM(SemiSupervisedMethod):
             image = cv2.resize(image, (proc[1], proc[0]), interpolation=cv2.INTER_AREA)
             mask = cv2.resize(mask, (proc[1], proc[0]), interpolation=cv2.INTER_NEAREST)
         net = copy.deepcopy(self.net)
+        if not self.finetune_encoder:
+            # Only the key and value heads and the decoder adapt: half the cost of a step.
+            net.encoder.requires_grad_(False)
         with torch.enable_grad():
             finetune_on_first_frame(net, image, mask, self.finetune_steps, self.finetune_lr, self.seed, self.device,
                                     crop=self.finetune_crop, batch=self.finetune_batch)
@@ -431,7 +451,7 @@ class STM(SemiSupervisedMethod):
                 yield np.zeros((height, width), np.uint8)
                 continue
             full = prob if proc == (height, width) else _upsample(prob[None], (height, width))[0]
-            label = torch.cat([(1 - full.sum(0, keepdim=True)).clamp(0, 1), full]).argmax(0)
+            label = _label_of_highest(torch.cat([(1 - full.sum(0, keepdim=True)).clamp(0, 1), full]))
             mask = ids[label.cpu().numpy()]
             if t in video.given_masks:
                 # Objects given on this frame get exactly their given pixels at full resolution.
