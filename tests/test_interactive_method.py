@@ -92,3 +92,9 @@ def test_the_propagator_is_an_option():
 def test_registered_by_name():
     method = load_method("scribble-propagation", propagator="zero-motion")
     assert isinstance(method, ScribblePropagation) and method.track == "interactive"
+
+
+def test_an_stm_propagator_named_by_the_user_runs_without_online_finetuning():
+    # Fine-tuning would run on every propagation, twice per interaction, inside the timed protocol.
+    propagator = ScribblePropagation(device="cpu", propagator="stm").propagator
+    assert propagator.name == "stm" and propagator.finetune_steps == 0
