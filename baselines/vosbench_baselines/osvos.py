@@ -251,10 +251,10 @@ class FinetuneConfig:
     model cards).
     """
 
-    steps: int = 40
+    steps: int           # no default: each method chooses its own
+    lr: float
     batch: int = 2
     crop: tuple[int, int] = (288, 288)
-    lr: float = 1e-3
     rotate: float = 15.0
     scales: tuple[float, float] = (0.8, 1.25)
 
