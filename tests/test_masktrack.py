@@ -8,7 +8,7 @@ import torch
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask, dilate_by_size
+from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask, dilate_by_size, flow_magnitude_image
 from vosbench_baselines.osvos import SegNet, SingleFrameTask, default_weights, load_trained
 
 from test_osvos import mean_j, tiny_root, tiny_video  # noqa: F401  (fixture re-used)
@@ -136,6 +136,39 @@ def test_flow_warp_moves_the_prior_with_the_object(warp):
     else:
         np.testing.assert_array_equal(priors[0], masks[0])
         assert covered < 0.85
+
+
+def test_flow_stream_feeds_the_motion_of_the_moving_square_and_averages_the_streams():
+    video, masks = _moving_square_video()
+    method = MaskTrack(device="cpu", finetune_steps=0, flow_stream=True)
+    assert method.options["flow_stream"] is True
+    method.parent()
+    inputs = []
+
+    class Recorder(torch.nn.Module):
+        """Logit +4 on RGB input, -4 on the flow stream's grey input: the average is probability 0.5."""
+        def forward(self, x, prior):
+            inputs.append(x[0].numpy())
+            grey = bool((x[0, 0] == x[0, 1]).all() and (x[0, 1] == x[0, 2]).all())
+            return torch.full((1, 1, *x.shape[-2:]), -4.0 if grey else 4.0)
+
+    method.finetuned_networks = lambda video: [(1, Recorder())]
+    outputs = list(method.segment(video))
+    assert len(inputs) == 4                 # two streams on each of frames 1 and 2
+    motion = inputs[1][0]                   # frame 1's flow stream, one channel
+    # The moving square is brighter than the still background in the flow's magnitude.
+    assert motion[masks[1] > 0].mean() > 4 * motion[(masks[0] == 0) & (masks[1] == 0)].mean()
+    assert not outputs[1].any()             # logit(0.5) = 0: not above 0.5, so background
+
+
+def test_flow_magnitude_image_is_grey_and_spans_the_range():
+    flow = np.zeros((4, 5, 2), np.float32)
+    flow[1, 2] = (3.0, 4.0)
+    flow[0, 0] = (0.0, 2.5)
+    image = flow_magnitude_image(flow)
+    assert image.shape == (4, 5, 3) and image.dtype == np.uint8
+    assert image[1, 2].tolist() == [255] * 3 and image[0, 0].tolist() == [127] * 3 and image[3, 4].max() == 0
+    assert not flow_magnitude_image(np.zeros((2, 2, 2), np.float32)).any()
 
 
 def test_prior_dilation_grows_the_mask_by_a_share_of_its_size():

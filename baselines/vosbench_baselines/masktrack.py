@@ -98,6 +98,14 @@ def dilate_by_size(mask: np.ndarray, fraction: float) -> np.ndarray:
     return cv2.dilate(mask, kernel)
 
 
+def flow_magnitude_image(flow: np.ndarray) -> np.ndarray:
+    """(H, W, 2) optical flow -> (H, W, 3) uint8: its magnitude as a grey image, brightest at the
+    frame's largest motion (the input of MaskTrack's flow stream)."""
+    magnitude = np.linalg.norm(flow, axis=2)
+    grey = (255 * magnitude / max(float(magnitude.max()), 1e-6)).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
 class MaskTrack(OSVOS):
     """Mask propagation: each frame is segmented from RGB + the previous frame's mask.
 
@@ -106,7 +114,8 @@ class MaskTrack(OSVOS):
     on by default since the published MaskTrack figures include it; 0 steps turns it off),
     short_side (360), seed, pretrained, warp_prior (move the previous mask along the optical
     flow before feeding it, as the paper's flow guidance does), prior_dilation (dilate it by
-    this fraction of the object's size).
+    this fraction of the object's size), flow_stream (average the output with that of the same
+    network fed the optical flow's magnitude in place of RGB, as the paper's flow stream).
     """
 
     name: ClassVar[str] = "masktrack"
@@ -122,17 +131,24 @@ class MaskTrack(OSVOS):
     # Training dilates most deformed masks (`deform_mask`), so a loose prior might suit the network
     # better than a tight one; on the held-out videos 0.02 and 0.05 gave 0.675 and 0.663, so none.
     PRIOR_DILATION = 0.0
+    # The paper's second stream: the network applied to the magnitude of the optical flow (into the
+    # frame from the previous one) as a grey image, its output averaged with the RGB stream's. Here
+    # the same fine-tuned network serves both streams (no network trained on flow).
+    FLOW_STREAM = False
 
     def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, short_side: int = 360, seed: int = 0, pretrained: bool = True,
-                 warp_prior: bool | None = None, prior_dilation: float | None = None, **options: Any):
+                 warp_prior: bool | None = None, prior_dilation: float | None = None,
+                 flow_stream: bool | None = None, **options: Any):
         super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
                          short_side=short_side, seed=seed, pretrained=pretrained, **options)
         self.warp_prior = self.WARP_PRIOR if warp_prior is None else bool(warp_prior)
         self.prior_dilation = self.PRIOR_DILATION if prior_dilation is None else float(prior_dilation)
         if self.prior_dilation < 0:
             raise ValueError("prior_dilation must be >= 0")
-        self.options.update(warp_prior=self.warp_prior, prior_dilation=self.prior_dilation)
+        self.flow_stream = self.FLOW_STREAM if flow_stream is None else bool(flow_stream)
+        self.options.update(warp_prior=self.warp_prior, prior_dilation=self.prior_dilation,
+                            flow_stream=self.flow_stream)
 
     def build_network(self) -> MaskTrackNet:
         return MaskTrackNet(pretrained=self.pretrained)
@@ -154,7 +170,7 @@ class MaskTrack(OSVOS):
         small = frame0.shape[:2]
         previous = {i: cv2.resize((first == i).astype(np.uint8), small[::-1], interpolation=cv2.INTER_NEAREST)
                     for i in ids}
-        flow_warp = FlowWarp() if self.warp_prior else None
+        flow_warp = FlowWarp() if self.warp_prior or self.flow_stream else None
         label_ids = np.array([0, *ids], dtype=np.int64)
         previous_gray = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY)
         for t in range(len(video.frames)):
@@ -162,21 +178,28 @@ class MaskTrack(OSVOS):
                 yield first.astype(np.uint8)
                 continue
             frame = resize_short_side(np.asarray(video.frames[t]), self.short_side)
-            if flow_warp is not None:
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            motion = None
+            if self.flow_stream:
+                motion = to_tensor(flow_magnitude_image(flow_warp.flow_field(gray, previous_gray)), self._device)
+            if self.warp_prior:
                 # Each object's previous mask moved along the flow to where the object now is.
-                gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
                 labels = np.zeros(small, np.uint8)
                 for i in ids:
                     labels[(previous[i] > 0) & (labels == 0)] = i
                 moved = flow_warp.propagate(labels, label_ids, previous_gray, gray)
                 previous = {i: (moved == i).astype(np.uint8) for i in ids}
-                previous_gray = gray
+            previous_gray = gray
             x = to_tensor(frame, self._device)
             scores = []
             for object_id, net in networks:
                 mask = dilate_by_size(previous[object_id], self.prior_dilation)
                 prior = torch.from_numpy(mask.astype(np.float32))[None, None].to(self._device)
-                scores.append(net(x, prior)[0, 0])
+                score = net(x, prior)[0, 0]
+                if motion is not None:   # the streams' probabilities averaged, back to a logit
+                    score = torch.logit((torch.sigmoid(score) + torch.sigmoid(net(motion, prior)[0, 0])) / 2,
+                                        eps=1e-6)
+                scores.append(score)
             logits = torch.stack(scores)
             labels_small = labels_from_logits(logits, ids)
             previous = {i: (labels_small == i).astype(np.uint8) for i in ids}

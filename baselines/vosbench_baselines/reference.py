@@ -97,7 +97,7 @@ class FlowWarp(SemiSupervisedMethod):
         self.softness = float(softness)
         self.occlusion_check = bool(occlusion_check)
 
-    def _flow(self, target_gray: np.ndarray, source_gray: np.ndarray) -> np.ndarray:
+    def flow_field(self, target_gray: np.ndarray, source_gray: np.ndarray) -> np.ndarray:
         """Per pixel of `target_gray`, the displacement to its match in `source_gray`."""
         if self.flow is FlowAlgorithm.DIS:
             dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
@@ -121,7 +121,7 @@ class FlowWarp(SemiSupervisedMethod):
         object uncovers the background, the backward flow there is a guess smoothed from the
         object's motion, and warping would drag the object's label along behind it.
         """
-        forward = self._flow(previous, current)
+        forward = self.flow_field(previous, current)
         forward_at = cv2.remap(forward, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         mismatch = np.sum((backward + forward_at) ** 2, axis=2)
         scale = np.sum(backward ** 2, axis=2) + np.sum(forward_at ** 2, axis=2)
@@ -146,7 +146,7 @@ class FlowWarp(SemiSupervisedMethod):
             return labels
         height, width = labels.shape
         grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        flow = self._flow(current_gray, previous_gray)
+        flow = self.flow_field(current_gray, previous_gray)
         map_x, map_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
         labels = self._warp(labels, ids, map_x, map_y)
         if self.occlusion_check:
