@@ -152,8 +152,18 @@ def test_flow_stream_feeds_the_motion_of_the_moving_square_and_averages_the_stre
             grey = bool((x[0, 0] == x[0, 1]).all() and (x[0, 1] == x[0, 2]).all())
             return torch.full((1, 1, *x.shape[-2:]), -4.0 if grey else 4.0)
 
-    method.finetuned_networks = lambda video: [(1, Recorder())]
+    tuned_on = []
+
+    def finetuned_networks(video, image=None):
+        tuned_on.append(image)
+        method.last_finetune_seconds = 0.0
+        return [(1, Recorder())]
+
+    method.finetuned_networks = finetuned_networks
     outputs = list(method.segment(video))
+    # The RGB stream's copy learns from frame 0, the flow stream's from frame 0's flow magnitude.
+    assert tuned_on[0] is None and tuned_on[1].shape == (96, 128, 3)
+    assert tuned_on[1][masks[0] > 0].mean() > 4 * tuned_on[1][(masks[0] == 0) & (masks[1] == 0)].mean()
     assert len(inputs) == 4                 # two streams on each of frames 1 and 2
     motion = inputs[1][0]                   # frame 1's flow stream, one channel
     # The moving square is brighter than the still background in the flow's magnitude.

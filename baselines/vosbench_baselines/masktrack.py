@@ -132,8 +132,8 @@ class MaskTrack(OSVOS):
     # better than a tight one; on the held-out videos 0.02 and 0.05 gave 0.675 and 0.663, so none.
     PRIOR_DILATION = 0.0
     # The paper's second stream: the network applied to the magnitude of the optical flow (into the
-    # frame from the previous one) as a grey image, its output averaged with the RGB stream's. Here
-    # the same fine-tuned network serves both streams (no network trained on flow).
+    # frame from the previous one) as a grey image, its output averaged with the RGB stream's. The
+    # parent is trained on RGB only; the stream's copy is fine-tuned on frame 0's flow magnitude.
     FLOW_STREAM = False
 
     def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
@@ -163,16 +163,24 @@ class MaskTrack(OSVOS):
     @torch.no_grad()
     def segment(self, video: Video) -> Iterator[np.ndarray]:
         first, ids = self._object_masks(video)
-        with torch.enable_grad():
-            networks = self.finetuned_networks(video)
         h, w = video.size
         frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
         small = frame0.shape[:2]
+        flow_warp = FlowWarp() if self.warp_prior or self.flow_stream else None
+        previous_gray = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY)
+        with torch.enable_grad():
+            networks = self.finetuned_networks(video)
+            flow_networks = {}
+            if self.flow_stream and len(video.frames) > 1:
+                rgb_seconds = self.last_finetune_seconds
+                gray1 = cv2.cvtColor(resize_short_side(np.asarray(video.frames[1]), self.short_side),
+                                     cv2.COLOR_RGB2GRAY)
+                motion0 = flow_magnitude_image(flow_warp.flow_field(previous_gray, gray1))
+                flow_networks = dict(self.finetuned_networks(video, image=motion0))
+                self.last_finetune_seconds += rgb_seconds
         previous = {i: cv2.resize((first == i).astype(np.uint8), small[::-1], interpolation=cv2.INTER_NEAREST)
                     for i in ids}
-        flow_warp = FlowWarp() if self.warp_prior or self.flow_stream else None
         label_ids = np.array([0, *ids], dtype=np.int64)
-        previous_gray = cv2.cvtColor(frame0, cv2.COLOR_RGB2GRAY)
         for t in range(len(video.frames)):
             if t == 0:
                 yield first.astype(np.uint8)
@@ -197,7 +205,8 @@ class MaskTrack(OSVOS):
                 prior = torch.from_numpy(mask.astype(np.float32))[None, None].to(self._device)
                 score = net(x, prior)[0, 0]
                 if motion is not None:   # the streams' probabilities averaged, back to a logit
-                    score = torch.logit((torch.sigmoid(score) + torch.sigmoid(net(motion, prior)[0, 0])) / 2,
+                    motion_score = flow_networks[object_id](motion, prior)[0, 0]
+                    score = torch.logit((torch.sigmoid(score) + torch.sigmoid(motion_score)) / 2,
                                         eps=1e-6)
                 scores.append(score)
             logits = torch.stack(scores)

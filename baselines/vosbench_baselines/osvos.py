@@ -367,14 +367,18 @@ class OSVOS(SemiSupervisedMethod):
     # Whether an object absent from frame 0 is still fine-tuned (on an empty target).
     finetune_empty_masks: ClassVar[bool] = False
 
-    def finetuned_networks(self, video: Video) -> list[tuple[int, SegNet]]:
-        """One fine-tuned copy of the parent per object of frame 0 (the parent itself without fine-tuning)."""
+    def finetuned_networks(self, video: Video, image: np.ndarray | None = None) -> list[tuple[int, SegNet]]:
+        """One fine-tuned copy of the parent per object of frame 0 (the parent itself without fine-tuning).
+
+        image: what the copies learn from in place of frame 0 (aligned with it, at the processing
+        size): MaskTrack's flow stream learns from the flow's magnitude.
+        """
         first, ids = self._object_masks(video)
         parent = self.parent()
         if self.finetune.steps <= 0:
             self.last_finetune_seconds = 0.0
             return [(object_id, parent) for object_id in ids]
-        frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side)
+        frame0 = resize_short_side(np.asarray(video.frames[0]), self.short_side) if image is None else image
         networks = []
         start = time.perf_counter()
         for object_id in ids:
