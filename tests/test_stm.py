@@ -186,12 +186,14 @@ def test_finetuning_adapts_a_copy_to_the_first_frame(tiny_root):
     dataset = DavisDataset(tiny_root, year=2017, split="val")
     video, gt = _video(dataset, dataset.sequence_names()[0])
     image, mask = np.asarray(video.frames[0]), gt[0].astype(np.uint8)
-    runs = []
-    for _ in range(2):
-        net = load_stm(DEFAULT_WEIGHTS)
-        runs.append(finetune_on_first_frame(net, image, mask, steps=12, lr=3e-4, seed=1, device="cpu", crop=96))
-    assert runs[0] == runs[1]
-    assert np.mean(runs[0][-4:]) < np.mean(runs[0][:4])
+    for dreams in (0, 4):   # clips of the frame itself, and of scenes with its objects moved
+        runs = []
+        for _ in range(2):
+            net = load_stm(DEFAULT_WEIGHTS)
+            runs.append(finetune_on_first_frame(net, image, mask, steps=12, lr=3e-4, seed=1, device="cpu", crop=96,
+                                                dreams=dreams))
+        assert runs[0] == runs[1]
+        assert np.mean(runs[0][-4:]) < np.mean(runs[0][:4])
 
     method = STM(device="cpu", threads=1, finetune_steps=3)
     assert method.options["finetune_steps"] == 3 and method.options["finetune_lr"] == STM.FINETUNE_LR

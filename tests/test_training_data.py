@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vosbench.io.datasets import DavisDataset
-from vosbench_baselines.data import Augment, ClipSampler, FrameSampler, TrainingFrames
+from vosbench_baselines.data import Augment, ClipSampler, FrameSampler, InMemoryFrames, TrainingFrames, dreamed_frames
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +71,54 @@ def test_frame_sampler(frames):
 
 
 @pytest.mark.shared
+def _two_object_frame():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 60, (80, 120, 3), dtype=np.uint8)          # dark noise background
+    mask = np.zeros((80, 120), np.uint8)
+    mask[20:40, 20:45] = 1
+    mask[45:70, 70:100] = 2
+    image[mask == 1] = (250, 30, 30)
+    image[mask == 2] = (30, 30, 250)
+    return image, mask
+
+
+def test_dreamed_frames_move_each_object_with_its_own_pixels_over_a_filled_background():
+    image, mask = _two_object_frame()
+    images, masks = dreamed_frames(image, mask, 6, np.random.default_rng(0))
+    assert len(images) == len(masks) == 6
+    np.testing.assert_array_equal(images[0], image)
+    np.testing.assert_array_equal(masks[0], mask)
+    moved = 0
+    for scene, scene_mask in zip(images[1:], masks[1:]):
+        assert scene.shape == image.shape and scene.dtype == np.uint8 and scene_mask.shape == mask.shape
+        for obj, colour in ((1, (250, 30, 30)), (2, (30, 30, 250))):
+            region = scene_mask == obj
+            assert region.any()
+            # The object keeps its pixels (zoom 0.85-1.15: area within about 0.7-1.35x) ...
+            assert 0.6 * (mask == obj).sum() < region.sum() < 1.4 * (mask == obj).sum()
+            assert np.abs(scene[region].astype(int) - colour).max(axis=1).mean() < 40
+            moved += not np.array_equal(region, mask == obj)
+        # ... and where no object now is, the background shows, with no object colour left behind.
+        empty = scene_mask == 0
+        assert (scene[empty].max(axis=1) < 200).mean() > 0.97
+    assert moved == 10
+
+
+def test_dreamed_frames_are_seeded_and_in_memory_frames_feed_the_clip_sampler():
+    image, mask = _two_object_frame()
+    a = dreamed_frames(image, mask, 4, np.random.default_rng(5))
+    b = dreamed_frames(image, mask, 4, np.random.default_rng(5))
+    c = dreamed_frames(image, mask, 4, np.random.default_rng(6))
+    assert all(np.array_equal(x, y) for x, y in zip(a[1], b[1]))
+    assert not all(np.array_equal(x, y) for x, y in zip(a[1][1:], c[1][1:]))
+    scenes = InMemoryFrames(*a)
+    sampler = ClipSampler(scenes, clip_length=3, max_skip=4, augment=Augment(crop=(48, 64)), seed=0,
+                          static_fraction=0.5, min_object_pixels=10)
+    images, masks, counts = sampler.batch(4)
+    assert images.shape == (4, 3, 48, 64, 3) and masks.shape == (4, 3, 48, 64)
+    assert (counts >= 1).all()
+
+
 def test_davis2016_train_masks_are_resized_to_the_240p_frames(davis2016_root):
     data = TrainingFrames(DavisDataset(davis2016_root, year=2016, split="train"), sequences=["bear"])
     image, mask = data.image("bear", 0), data.mask("bear", 0)

@@ -83,6 +83,73 @@ class TrainingFrames:
         return mask
 
 
+class InMemoryFrames:
+    """Frames and masks already in memory, as one sequence, in the shape of `TrainingFrames`
+    (online fine-tuning samples its clips from the first frame, or from scenes made of it)."""
+
+    sequences = ["frames"]
+
+    def __init__(self, images: Sequence[np.ndarray], masks: Sequence[np.ndarray]):
+        if len(images) != len(masks) or not images:
+            raise ValueError("InMemoryFrames needs as many masks as images, at least one")
+        self._images, self._masks = list(images), list(masks)
+
+    def length(self, sequence: str) -> int:
+        return len(self._images)
+
+    def image(self, sequence: str, index: int) -> np.ndarray:
+        return self._images[index]
+
+    def mask(self, sequence: str, index: int) -> np.ndarray:
+        return self._masks[index]
+
+
+def dreamed_frames(image: np.ndarray, mask: np.ndarray, count: int, rng: np.random.Generator,
+                   shift: float = 0.15, scale: tuple[float, float] = (0.85, 1.15), rotation: float = 10.0
+                   ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """`count` scenes made from one annotated frame, the first being the frame itself.
+
+    As in Lucid Data Dreaming (Khoreva et al., IJCV 2019): the objects are cut out, the hole
+    they leave is filled in (OpenCV's inpainting), and each object is pasted back moved by up
+    to `shift` of the frame's size, zoomed within `scale` and turned by up to `rotation`
+    degrees, independently of the background and of the other objects (later ids in front).
+    A network fine-tuned on them learns the objects' look rather than where they sit.
+    image (H, W, 3) uint8; mask (H, W) ids 0..K.
+    """
+    height, width = mask.shape
+    objects = [int(i) for i in np.unique(mask) if i not in (0, VOID_LABEL)]
+    if count < 1:
+        raise ValueError("count must be >= 1")
+    if not objects:
+        return [image] * count, [mask] * count
+    images, masks = [image], [mask]
+    # The hole grown a little, so that no rim of the objects stays in the background; filled at a
+    # quarter of the size (inpainting costs grow with the hole's area; the fill is blurred anyway).
+    hole = cv2.dilate((mask > 0).astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7)))
+    small = (max(1, width // 4), max(1, height // 4))
+    small_hole = cv2.dilate(cv2.resize(hole, small, interpolation=cv2.INTER_NEAREST), np.ones((3, 3), np.uint8))
+    filled = cv2.inpaint(cv2.resize(image, small, interpolation=cv2.INTER_AREA), small_hole, 5, cv2.INPAINT_TELEA)
+    filled = cv2.resize(filled, (width, height), interpolation=cv2.INTER_LINEAR)
+    background = np.where(hole[..., None] > 0, filled, image)
+    for _ in range(count - 1):
+        scene, scene_mask = background.copy(), np.zeros_like(mask)
+        for obj in objects:
+            region = (mask == obj).astype(np.uint8)
+            ys, xs = np.nonzero(region)
+            zoom = float(np.exp(rng.uniform(np.log(scale[0]), np.log(scale[1]))))
+            matrix = cv2.getRotationMatrix2D((float(xs.mean()), float(ys.mean())),
+                                             float(rng.uniform(-rotation, rotation)), zoom)
+            matrix[:, 2] += rng.uniform(-shift, shift, size=2) * np.array([width, height])
+            moved = cv2.warpAffine(region, matrix, (width, height), flags=cv2.INTER_NEAREST, borderValue=0) > 0
+            pixels = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT_101)
+            scene[moved] = pixels[moved]
+            scene_mask[moved] = obj
+        images.append(scene)
+        masks.append(scene_mask)
+    return images, masks
+
+
 @dataclass
 class Augment:
     """Random geometry and colour shared by a clip (plus a small per-frame jitter).

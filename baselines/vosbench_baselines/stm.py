@@ -57,35 +57,19 @@ MASK_DIM = 64
 PROCESSING_SIZE = 360
 
 
-class _OneFrame:
-    """The first frame and its masks, in the shape of `TrainingFrames` for the clip sampler."""
-
-    sequences = ["frame0"]
-
-    def __init__(self, image: np.ndarray, mask: np.ndarray):
-        self._image, self._mask = image, mask
-
-    def length(self, sequence: str) -> int:
-        return 1
-
-    def image(self, sequence: str, index: int) -> np.ndarray:
-        return self._image
-
-    def mask(self, sequence: str, index: int) -> np.ndarray:
-        return self._mask
-
-
 def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, steps: int, lr: float,
-                            seed: int, device: str | torch.device, crop: int = 256, batch: int = 2
-                            ) -> list[float]:
+                            seed: int, device: str | torch.device, crop: int = 256, batch: int = 2,
+                            dreams: int = 0) -> list[float]:
     """Fine-tune `net` in place on clips made of one annotated frame under random warps.
 
     The clips are those of training's static clips (the STM paper's pre-training on images),
     made from the given frame alone, so the memory read and the decoder learn this video's
-    objects, their parts included. image (H, W, 3) uint8 at the processing size; mask (H, W)
-    ids 0..K. Returns the losses.
+    objects, their parts included. dreams > 0: the clips are drawn from that many scenes made of
+    the frame with its objects moved over the filled-in background (`data.dreamed_frames`), half
+    of them static clips of one scene, half clips across scenes. image (H, W, 3) uint8 at the
+    processing size; mask (H, W) ids 0..K. Returns the losses.
     """
-    from vosbench_baselines.data import Augment, ClipSampler
+    from vosbench_baselines.data import Augment, ClipSampler, InMemoryFrames, dreamed_frames
 
     height, width = mask.shape
     crop_h, crop_w = min(crop, height), min(crop, width)
@@ -93,7 +77,12 @@ def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, 
     # so that zoom 1 keeps the objects at the size they have at inference.
     fit = min(height, width) / min(crop_h, crop_w)
     augment = Augment(crop=(crop_h, crop_w), scale=(0.8 * fit, 1.25 * fit), rotation=15.0)
-    sampler = ClipSampler(_OneFrame(image, mask), clip_length=3, augment=augment, static_fraction=1.0, seed=seed)
+    if dreams > 0:
+        scenes = InMemoryFrames(*dreamed_frames(image, mask, dreams, np.random.default_rng([seed, 1])))
+        sampler = ClipSampler(scenes, clip_length=3, max_skip=dreams, augment=augment, static_fraction=0.5, seed=seed)
+    else:
+        sampler = ClipSampler(InMemoryFrames([image], [mask]), clip_length=3, augment=augment, static_fraction=1.0,
+                              seed=seed)
 
     def loss_of_step() -> torch.Tensor | None:
         images, masks, counts = sampler.batch(batch)
@@ -307,8 +296,9 @@ class STM(SemiSupervisedMethod):
     Options: weights (path; default the committed ``weights/stm.pt``), device (auto/cpu/cuda),
     threads, mem_every (a permanent memory frame every N frames; 5 as in the paper), size
     (short side frames are processed at), finetune_steps, finetune_lr, finetune_batch,
-    finetune_crop and finetune_encoder (online fine-tuning on the first annotated frame: steps, rate,
-    clips per step, their side, whether the encoder's trained blocks adapt too; objects first
+    finetune_crop, finetune_encoder and finetune_dreams (online fine-tuning on the first annotated
+    frame: steps, rate, clips per step, their side, whether the encoder's trained blocks adapt too,
+    how many scenes with the objects moved to draw clips from (0: the frame alone); objects first
     given on a later frame are not part of it; 0 steps turns it off), seed (of the fine-tuning's warps),
     top_k (memory positions each query position reads; 0 reads all).
     """
@@ -327,6 +317,7 @@ class STM(SemiSupervisedMethod):
     FINETUNE_BATCH = 2
     FINETUNE_CROP = 256
     FINETUNE_ENCODER = True
+    FINETUNE_DREAMS = 0
     # Memory positions each query position reads (0: all, as in the paper). With the fine-tuning above,
     # k = 20 and k = 50 gave the same held-out J&F as reading all (0.801), so all.
     TOP_K = 0
@@ -334,7 +325,8 @@ class STM(SemiSupervisedMethod):
     def __init__(self, device: str = "auto", weights: str | Path | None = None, threads: int | None = None,
                  mem_every: int = 5, size: int = PROCESSING_SIZE, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, finetune_batch: int | None = None,
-                 finetune_crop: int | None = None, finetune_encoder: bool | None = None, seed: int = 0,
+                 finetune_crop: int | None = None, finetune_encoder: bool | None = None,
+                 finetune_dreams: int | None = None, seed: int = 0,
                  top_k: int | None = None, **options: Any):
         super().__init__(device=device, **options)
         self.size = int(size)
@@ -352,6 +344,9 @@ class STM(SemiSupervisedMethod):
         self.finetune_batch = self.FINETUNE_BATCH if finetune_batch is None else int(finetune_batch)
         self.finetune_crop = self.FINETUNE_CROP if finetune_crop is None else int(finetune_crop)
         self.finetune_encoder = self.FINETUNE_ENCODER if finetune_encoder is None else bool(finetune_encoder)
+        self.finetune_dreams = self.FINETUNE_DREAMS if finetune_dreams is None else int(finetune_dreams)
+        if self.finetune_dreams < 0:
+            raise ValueError("finetune_dreams must be >= 0 (0: static clips of the frame itself)")
         if self.finetune_steps < 0 or self.finetune_batch < 1 or self.finetune_crop < 32:
             raise ValueError("finetune_steps must be >= 0, finetune_batch >= 1 and finetune_crop >= 32")
         self.seed = int(seed)
@@ -371,6 +366,7 @@ class STM(SemiSupervisedMethod):
                             mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
                             finetune_lr=self.finetune_lr, finetune_batch=self.finetune_batch,
                             finetune_crop=self.finetune_crop, finetune_encoder=self.finetune_encoder,
+                            finetune_dreams=self.finetune_dreams,
                             seed=self.seed,
                             top_k=self.top_k)
 
@@ -396,7 +392,7 @@ class STM(SemiSupervisedMethod):
             net.encoder.requires_grad_(False)
         with torch.enable_grad():
             finetune_on_first_frame(net, image, mask, self.finetune_steps, self.finetune_lr, self.seed, self.device,
-                                    crop=self.finetune_crop, batch=self.finetune_batch)
+                                    crop=self.finetune_crop, batch=self.finetune_batch, dreams=self.finetune_dreams)
         self.last_finetune_seconds = time.perf_counter() - start
         log.info("stm: fine-tuned on frame %d of %s in %.1f s", t0, video.name, self.last_finetune_seconds)
         return net
