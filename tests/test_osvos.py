@@ -202,3 +202,17 @@ def test_finetune_settings_are_options_and_recorded():
     assert (default.options["finetune_steps"], default.options["finetune_lr"]) == (OSVOS.default_finetune.steps,
                                                                                   OSVOS.default_finetune.lr)
     assert OSVOS(device="cpu", finetune_steps=7).finetune.steps == 7 and OSVOS.default_finetune.steps != 7
+
+
+def test_finetuning_on_dreamed_scenes_is_an_option_and_learns_the_objects(tiny_root):  # noqa: F811
+    video, gt = tiny_video(tiny_root)
+    method = OSVOS(device="cpu", finetune_steps=40, finetune_dreams=6)
+    assert method.finetune.dreams == 6 and method.options["finetune_dreams"] == 6
+    assert OSVOS(device="cpu").options["finetune_dreams"] == OSVOS.default_finetune.dreams
+    parent_only = list(OSVOS(device="cpu", finetune_steps=0).segment(video))
+    first = list(method.segment(video))
+    again = list(OSVOS(device="cpu", finetune_steps=40, finetune_dreams=6).segment(video))
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))          # seeded
+    assert mean_j(first, gt) > mean_j(parent_only, gt) + 0.1
+    with pytest.raises(ValueError, match="finetune_dreams"):
+        OSVOS(device="cpu", finetune_dreams=-1)

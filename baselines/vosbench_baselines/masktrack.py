@@ -109,13 +109,13 @@ def flow_magnitude_image(flow: np.ndarray) -> np.ndarray:
 class MaskTrack(OSVOS):
     """Mask propagation: each frame is segmented from RGB + the previous frame's mask.
 
-    Options: weights (default the packaged ``weights/masktrack.pt``), finetune_steps and
-    finetune_lr (online fine-tuning on frame 0 with deformed copies of its mask as the prior,
-    on by default since the published MaskTrack figures include it; 0 steps turns it off),
-    short_side (360), seed, pretrained, warp_prior (move the previous mask along the optical
-    flow before feeding it, as the paper's flow guidance does), prior_dilation (dilate it by
-    this fraction of the object's size), flow_stream (average the output with that of the same
-    network fed the optical flow's magnitude in place of RGB, as the paper's flow stream).
+    Options: weights (default the packaged ``weights/masktrack.pt``), finetune_steps,
+    finetune_lr and finetune_dreams (online fine-tuning on frame 0 with deformed copies of its
+    mask as the prior, on by default since the published MaskTrack figures include it; 0 steps
+    turns it off), short_side (360), seed, pretrained, warp_prior (move the previous mask along
+    the optical flow before feeding it, as the paper's flow guidance does), prior_dilation
+    (dilate it by this fraction of the object's size), flow_stream (average the output with
+    that of a copy fine-tuned on, and fed, the optical flow's magnitude, the paper's flow stream).
     """
 
     name: ClassVar[str] = "masktrack"
@@ -139,9 +139,10 @@ class MaskTrack(OSVOS):
     def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, short_side: int = 360, seed: int = 0, pretrained: bool = True,
                  warp_prior: bool | None = None, prior_dilation: float | None = None,
-                 flow_stream: bool | None = None, **options: Any):
+                 flow_stream: bool | None = None, finetune_dreams: int | None = None, **options: Any):
         super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
-                         short_side=short_side, seed=seed, pretrained=pretrained, **options)
+                         short_side=short_side, seed=seed, pretrained=pretrained, finetune_dreams=finetune_dreams,
+                         **options)
         self.warp_prior = self.WARP_PRIOR if warp_prior is None else bool(warp_prior)
         self.prior_dilation = self.PRIOR_DILATION if prior_dilation is None else float(prior_dilation)
         if self.prior_dilation < 0:

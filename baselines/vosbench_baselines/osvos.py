@@ -256,6 +256,9 @@ class FinetuneConfig:
     batch: int = 2
     crop: tuple[int, int] = (288, 288)
     rotate: float = 15.0
+    # > 0: crops are drawn from that many scenes made of the frame with its object moved over the
+    # inpainted background (`data.dreamed_frames`, as Lucid Data Dreaming); 0: the frame alone.
+    dreams: int = 0
     scales: tuple[float, float] = (0.8, 1.25)
 
 
@@ -269,11 +272,14 @@ def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: 
     """
     from vosbench_baselines.training import finetune_online
 
+    from vosbench_baselines.data import dreamed_frames
+
     crop = (min(config.crop[0], mask.shape[0]), min(config.crop[1], mask.shape[1]))
+    scenes = list(zip(*dreamed_frames(image, mask, config.dreams, rng))) if config.dreams > 0 else [(image, mask)]
 
     def loss_of_step() -> torch.Tensor:
-        pairs = [augment_pair(image, mask, rng, rotate=config.rotate, scales=config.scales, crop=crop)
-                 for _ in range(config.batch)]
+        drawn = [scenes[int(rng.integers(len(scenes)))] for _ in range(config.batch)]
+        pairs = [augment_pair(im, m, rng, rotate=config.rotate, scales=config.scales, crop=crop) for im, m in drawn]
         images = to_tensor(np.stack([p[0] for p in pairs]), device)
         targets = torch.from_numpy(np.stack([p[1] for p in pairs]).astype(np.float32))[:, None].to(device)
         extra = None
@@ -299,8 +305,8 @@ class OSVOS(SemiSupervisedMethod):
     """One-shot video object segmentation: parent network + online fine-tuning on frame 0.
 
     Options: weights (a file from `vosbench train`; default the packaged
-    ``weights/osvos.pt``), finetune_steps and finetune_lr (of the online fine-tuning on
-    frame 0; default `default_finetune`), short_side (frames are segmented at this
+    ``weights/osvos.pt``), finetune_steps, finetune_lr and finetune_dreams (of the online
+    fine-tuning on frame 0; default `default_finetune`), short_side (frames are segmented at this
     short side; 360), seed (0), pretrained (False builds the encoder without the ImageNet
     file, for tests).
 
@@ -316,7 +322,7 @@ class OSVOS(SemiSupervisedMethod):
 
     def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, short_side: int = 360, seed: int = 0, pretrained: bool = True,
-                 **options: Any):
+                 finetune_dreams: int | None = None, **options: Any):
         super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, finetune_lr=finetune_lr,
                          short_side=short_side, seed=seed, **options)
         self.weights = Path(weights) if weights else default_weights(self.name)
@@ -330,8 +336,13 @@ class OSVOS(SemiSupervisedMethod):
             self.finetune.steps = int(finetune_steps)
         if finetune_lr is not None:
             self.finetune.lr = float(finetune_lr)
+        if finetune_dreams is not None:
+            if int(finetune_dreams) < 0:
+                raise ValueError("finetune_dreams must be >= 0 (0: the first frame alone)")
+            self.finetune.dreams = int(finetune_dreams)
         # The settings in force, not the arguments (None means "the default", which may change).
-        self.options.update(finetune_steps=self.finetune.steps, finetune_lr=self.finetune.lr)
+        self.options.update(finetune_steps=self.finetune.steps, finetune_lr=self.finetune.lr,
+                            finetune_dreams=self.finetune.dreams)
         self.short_side = int(short_side) if short_side else None
         self.seed = int(seed)
         self.pretrained = bool(pretrained)
