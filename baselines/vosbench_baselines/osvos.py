@@ -270,9 +270,8 @@ def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: 
     extra_of: for networks with an extra input channel, a function (mask, rng) -> the extra
     channel to feed with each augmented frame (MaskTrack feeds a deformed copy of the mask).
     """
-    from vosbench_baselines.training import finetune_online
-
     from vosbench_baselines.data import dreamed_frames
+    from vosbench_baselines.training import finetune_online
 
     crop = (min(config.crop[0], mask.shape[0]), min(config.crop[1], mask.shape[1]))
     scenes = list(zip(*dreamed_frames(image, mask, config.dreams, rng))) if config.dreams > 0 else [(image, mask)]

@@ -371,9 +371,7 @@ class STM(SemiSupervisedMethod):
                             mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
                             finetune_lr=self.finetune_lr, finetune_batch=self.finetune_batch,
                             finetune_crop=self.finetune_crop, finetune_encoder=self.finetune_encoder,
-                            finetune_dreams=self.finetune_dreams,
-                            seed=self.seed,
-                            top_k=self.top_k)
+                            finetune_dreams=self.finetune_dreams, seed=self.seed, top_k=self.top_k)
 
     def describe(self) -> str:
         return f"stm ({self.track}, weights {self.weights_path.name}, {self.device})"
@@ -393,7 +391,7 @@ class STM(SemiSupervisedMethod):
             mask = cv2.resize(mask, (proc[1], proc[0]), interpolation=cv2.INTER_NEAREST)
         net = copy.deepcopy(self.net)
         if not self.finetune_encoder:
-            # Only the key and value heads and the decoder adapt: half the cost of a step.
+            # Only the key and value heads and the decoder adapt: 0.6x the cost of a step.
             net.encoder.requires_grad_(False)
         with torch.enable_grad():
             finetune_on_first_frame(net, image, mask, self.finetune_steps, self.finetune_lr, self.seed, self.device,
