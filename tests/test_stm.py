@@ -229,15 +229,21 @@ def test_cuda_matches_cpu(tiny_root):
     assert abs(cpu - gpu) < 0.02
 
 
-@pytest.mark.skipif(not BENCHMARK, reason="set VOSBENCH_BENCHMARK_BASELINES=1 to time STM at 480p")
-def test_speed_stm_480p_per_frame_and_object(benchmark):
-    """One 480p frame of a video whose memory holds the first, every 5th and the previous frame."""
+def _noise_video_480p(n_frames: int) -> Video:
+    """`n_frames` 480p frames of noise with one object given on the first (what STM costs does not
+    depend on what the frames show)."""
     rng = np.random.default_rng(0)
-    n_frames = 20
     frames = [rng.integers(0, 256, (480, 854, 3), dtype=np.uint8) for _ in range(n_frames)]
     given = np.zeros((480, 854), np.uint8)
     given[150:350, 300:600] = 1
-    video = Video("bench", frames, [f"{i:05d}" for i in range(n_frames)], {0: given}, [1])
+    return Video("bench", frames, [f"{i:05d}" for i in range(n_frames)], {0: given}, [1])
+
+
+@pytest.mark.skipif(not BENCHMARK, reason="set VOSBENCH_BENCHMARK_BASELINES=1 to time STM at 480p")
+def test_speed_stm_480p_per_frame_and_object(benchmark):
+    """One 480p frame of a video whose memory holds the first, every 5th and the previous frame."""
+    n_frames = 20
+    video = _noise_video_480p(n_frames)
     # Frame-by-frame cost only: the online fine-tuning is a per-video cost, timed below.
     method = STM(device="cpu", finetune_steps=0)
 
@@ -267,12 +273,8 @@ def test_benchmark_default_video_480p_all_in(benchmark):
     per-video cost spread over the 69 frames of DAVIS 2016's mean video, plus the per-frame cost
     with the memory growing as it does over such a video.
     """
-    rng = np.random.default_rng(0)
     n_frames = 69
-    frames = [rng.integers(0, 256, (480, 854, 3), dtype=np.uint8) for _ in range(n_frames)]
-    given = np.zeros((480, 854), np.uint8)
-    given[150:350, 300:600] = 1
-    video = Video("bench", frames, [f"{i:05d}" for i in range(n_frames)], {0: given}, [1])
+    video = _noise_video_480p(n_frames)
     method = STM(device="cpu")
     assert method.finetune_steps > 0
     masks = benchmark.pedantic(lambda: list(method.segment(video)), rounds=1, iterations=1)
