@@ -191,7 +191,7 @@ class MaskTrack(OSVOS):
                 yield first.astype(np.uint8)
                 continue
             frame = resize_short_side(np.asarray(video.frames[t]), self.short_side)
-            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if flow_warp is not None else None
             motion = None
             if self.flow_stream:
                 motion = to_tensor(flow_magnitude_image(flow_warp.flow_field(gray, previous_gray)), self._device)
