@@ -29,10 +29,6 @@ from vosbench.methods.base import InteractiveMethod, SemiSupervisedMethod, Video
 log = logging.getLogger(__name__)
 
 DEFAULT_PROPAGATOR = "flow-warp"
-# Options of propagators loaded by name. STM's online fine-tuning (15 s per call on 2 CPU cores)
-# would run on every propagation, twice per interaction, inside the protocol's timed budget, and
-# learn a scribble-made mask as if it were an annotation: the propagator runs without it.
-PROPAGATOR_OPTIONS: dict[str, dict[str, Any]] = {"stm": {"finetune_steps": 0}}
 
 
 class ZeroMotion(SemiSupervisedMethod):
@@ -54,16 +50,17 @@ def _resolve_propagator(propagator: str | SemiSupervisedMethod, device: str) -> 
         return propagator
     if propagator == ZeroMotion.name:
         return ZeroMotion(device=device)
-    from vosbench.methods.registry import available_methods, load_method
+    from vosbench.methods.registry import available_methods, get_method
 
     if propagator == DEFAULT_PROPAGATOR and propagator not in available_methods():
         log.warning("the propagator %r is not installed; scribble-propagation falls back to %r",
                     propagator, ZeroMotion.name)
         return ZeroMotion(device=device)
-    method = load_method(propagator, device=device, **PROPAGATOR_OPTIONS.get(propagator, {}))
-    if not isinstance(method, SemiSupervisedMethod):
+    cls = get_method(propagator)
+    if not issubclass(cls, SemiSupervisedMethod):
         raise TypeError(f"propagator {propagator!r} is not a semi-supervised method")
-    return method
+    # It carries masks made from scribbles, not annotations (e.g. STM runs without fine-tuning).
+    return cls(device=device, **cls.propagator_options)
 
 
 def _box(mask: np.ndarray, margin: float, pad: int) -> tuple[slice, slice]:

@@ -305,6 +305,9 @@ class STM(SemiSupervisedMethod):
 
     name = "stm"
     track = "semi"
+    # As a propagator of masks a pipeline made itself, no online fine-tuning: it would learn their
+    # errors, at its cost on every call (per key frame, or twice per interaction).
+    propagator_options = {"finetune_steps": 0}
 
     # Online fine-tuning on the first annotated frame (not in the STM paper; OSVOS's idea applied to
     # the memory network). Chosen on six DAVIS 2016 train videos held out from an STM trained on the

@@ -304,20 +304,18 @@ class UnsupervisedPipeline(UnsupervisedMethod):
 
         return self.propagator_name or ("stm" if "stm" in available_methods() else FlowWarpPropagator.name)
 
-    # The propagator runs from every key frame on masks the pipeline proposed itself: online
-    # fine-tuning on such masks would teach it their errors, at a cost per key frame.
-    PROPAGATOR_OPTIONS: ClassVar[dict[str, dict[str, Any]]] = {"stm": {"finetune_steps": 0}}
-
     def propagator(self) -> SemiSupervisedMethod:
         if self._propagator is None:
             from vosbench.errors import InputError
-            from vosbench.methods.registry import load_method
+            from vosbench.methods.registry import get_method
 
             name = self.propagator_choice()
             if name != FlowWarpPropagator.name:
                 try:
-                    self._propagator = load_method(name, device=self.device,  # type: ignore[assignment]
-                                                   **self.PROPAGATOR_OPTIONS.get(name, {}))
+                    # It runs from every key frame on masks the pipeline proposed itself.
+                    cls = get_method(name)
+                    self._propagator = cls(device=self.device,  # type: ignore[assignment]
+                                           **getattr(cls, "propagator_options", {}))
                     log.info("%s: propagating masks with %s", self.name, name)
                 except InputError as exc:
                     if self.propagator_name:   # asked for by name: no silent substitute

@@ -30,6 +30,9 @@ class Method(ABC):
 
 class SemiSupervisedMethod(Method):
     track: ClassVar[str] = "semi"
+    # Options under which a pipeline runs this method to carry masks it made itself (proposals,
+    # masks drawn from scribbles) rather than annotations, e.g. to turn off learning from them.
+    propagator_options: ClassVar[Mapping[str, Any]] = {}
 
     @abstractmethod
     def segment(self, video: Video) -> Iterator[np.ndarray]:
