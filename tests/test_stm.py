@@ -8,6 +8,7 @@ The 480p speed benchmark runs only when asked:
 from __future__ import annotations
 
 import csv
+import json
 import os
 import time
 from pathlib import Path
@@ -122,6 +123,28 @@ def test_training_resumes_exactly_and_exports_small_weights(tiny_root, tmp_path)
     video, gt = _video(dataset, dataset.sequence_names()[0])
     masks = list(STM(device="cpu", weights=straight.weights, threads=1).segment(video))
     assert len(masks) == len(gt)
+
+
+def test_training_warm_starts_from_exported_weights(tiny_root, tmp_path):
+    parent = STM.train(_config(tiny_root, tmp_path / "parent", steps=1))
+    config = _config(tiny_root, tmp_path / "warm", steps=1)
+    config.learning_rate = 0.0          # no update: the export must be the initial weights
+    config.options["init"] = str(parent.weights)
+    warm = STM.train(config)
+    a, _ = load_exported(parent.weights)
+    b, meta = load_exported(warm.weights)
+    assert set(a) == set(b)
+    for key in a:
+        if a[key].is_floating_point() and "running_" not in key:   # BN statistics still move
+            assert torch.equal(a[key], b[key]), key
+    # The record names the file and its digest, not the machine path.
+    assert meta["options"]["init"]["file"] == "final.pt"
+    assert str(tmp_path) not in json.dumps(meta)
+    # A run that ignored the warm start would export its fresh layers, which differ from the parent's.
+    cold = _config(tiny_root, tmp_path / "cold", steps=1)
+    cold.learning_rate = 0.0
+    c, _ = load_exported(STM.train(cold).weights)
+    assert not torch.equal(a["key.weight"], c["key.weight"])
 
 
 def test_committed_weights_load_and_are_small():

@@ -499,7 +499,17 @@ class STM(SemiSupervisedMethod):
                               augment=Augment(crop=(crop, crop), scale=tuple(options["scale"])), static_fraction=float(options["static_fraction"]),
                               mix_fraction=float(options["mix_fraction"]), seed=config.seed)
         torch.manual_seed(config.seed)
-        net = STMNet(pretrained_encoder=True).to(device)
+        net = STMNet(pretrained_encoder=True)
+        init = options.get("init")
+        if init:
+            # Warm start: the trained parts from an exported final.pt; the optimiser and the
+            # schedule start afresh (a resumed run's checkpoint still overrides all of it).
+            init_path = Path(init)
+            warm = load_stm(init_path)
+            net.load_state_dict(warm.state_dict(), strict=True)
+            # The file's name and digest only: no machine paths in shipped files.
+            options["init"] = {"file": init_path.name, "sha256": weights_sha256(init_path)}
+        net = net.to(device)
         encoder_params = [p for p in net.encoder.parameters() if p.requires_grad]
         head_params = [p for n, p in net.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
         optimizer = torch.optim.AdamW([
