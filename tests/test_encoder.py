@@ -83,6 +83,32 @@ def test_features_equal_a_functional_computation_from_the_weights(encoder, state
         torch.testing.assert_close(tensor, want[stride], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("up_to_block", [None, 5])
+def test_folded_batchnorm_computes_the_same_features(state, up_to_block):
+    model = EfficientNetLite0(pretrained=True).eval()
+    model.freeze(5)
+    model.fold_batchnorm(up_to_block)
+    folded = [n for n, m in model.named_modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if up_to_block is None:
+        assert folded == []
+    else:   # the prefix lost its BatchNorms, the later blocks keep theirs (they may still train)
+        assert not any(n.startswith(("_bn0", "_blocks.4.")) for n in folded)
+        assert "_blocks.5._bn1" in folded and "_bn1" in folded
+        assert not model._conv_stem.bias.requires_grad and model._blocks[5]._bn1.weight.requires_grad
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(2, 45, 77, 3), dtype=np.uint8)
+    with torch.no_grad():
+        got = model(torch.from_numpy(images).permute(0, 3, 1, 2), max_stride=32)
+        want = _reference_features(images, state)
+    for stride, tensor in got.items():
+        torch.testing.assert_close(tensor, want[stride], rtol=1e-4, atol=1e-4)
+    model.fold_batchnorm()      # folding again (the rest) is allowed and still exact
+    with torch.no_grad():
+        again = model(torch.from_numpy(images).permute(0, 3, 1, 2), max_stride=32)
+    for stride, tensor in again.items():
+        torch.testing.assert_close(tensor, want[stride], rtol=1e-4, atol=1e-4)
+
+
 def test_default_output_stops_at_stride_16(encoder):
     with torch.no_grad():
         feats = encoder(torch.zeros(1, 3, 32, 32, dtype=torch.uint8))

@@ -77,8 +77,11 @@ class Conv2dSame(nn.Conv2d):
         sh, sw = self.stride
         pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
-        if pad_h or pad_w:
-            x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        if pad_h % 2 == 0 and pad_w % 2 == 0:
+            # Even padding splits equally: the convolution pads itself, with no padded copy of x
+            # (every stride-1 convolution here, and a quarter of the padded copies' cost at 480p).
+            return F.conv2d(x, self.weight, self.bias, self.stride, (pad_h // 2, pad_w // 2), self.dilation, self.groups)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
@@ -168,6 +171,37 @@ class EfficientNetLite0(nn.Module):
         x = self.forward(images, max_stride=32)[32]
         x = F.relu6(self._bn1(self._conv_head(x)))
         return self._fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
+
+    def fold_batchnorm(self, up_to_block: int | None = None) -> None:
+        """Fold each BatchNorm into the convolution before it, for the stem and blocks
+        ``0..up_to_block-1`` (all blocks and the head when None): the same function (the
+        BatchNorms are always in eval mode) at the cost of the convolutions alone.
+
+        Only for layers that no longer train: a folded layer would train its convolution's
+        fused weight instead of the weight and the BatchNorm's affine parameters. The folded
+        layers' BatchNorm entries leave the state dict (their convolutions gain a bias), so
+        fold after loading weights.
+        """
+        blocks = self._blocks if up_to_block is None else self._blocks[:up_to_block]
+        pairs: list[tuple[nn.Module, str, str]] = [(self, "_conv_stem", "_bn0")]
+        for block in blocks:
+            if block.spec.expand != 1:
+                pairs.append((block, "_expand_conv", "_bn0"))
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        if up_to_block is None:
+            pairs.append((self, "_conv_head", "_bn1"))
+        for owner, conv_name, bn_name in pairs:
+            conv, bn = getattr(owner, conv_name), getattr(owner, bn_name)
+            if not isinstance(bn, nn.BatchNorm2d):
+                continue   # folded before
+            with torch.no_grad():
+                scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+                shift = bn.bias - bn.running_mean * scale
+                if conv.bias is not None:
+                    shift = shift + conv.bias * scale
+                conv.weight.mul_(scale.view(-1, 1, 1, 1))
+                conv.bias = nn.Parameter(shift.detach().clone(), requires_grad=conv.weight.requires_grad)
+            setattr(owner, bn_name, nn.Identity())
 
     def freeze(self, up_to_block: int) -> None:
         """Freeze the stem and blocks ``0..up_to_block-1`` (weights and BatchNorm statistics)."""
