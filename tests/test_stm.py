@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from vosbench.errors import InputError
+from vosbench.errors import InputError, VosbenchError
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import LazyFrames, Video
 from vosbench.methods.registry import get_method
@@ -145,6 +145,14 @@ def test_training_warm_starts_from_exported_weights(tiny_root, tmp_path):
     cold.learning_rate = 0.0
     c, _ = load_exported(STM.train(cold).weights)
     assert not torch.equal(a["key.weight"], c["key.weight"])
+
+
+def test_unknown_training_option_is_refused_before_training(tiny_root, tmp_path):
+    config = _config(tiny_root, tmp_path / "typo", steps=1)
+    config.options["clip_lenght"] = 5
+    with pytest.raises(VosbenchError, match="clip_lenght"):
+        STM.train(config)
+    assert not (tmp_path / "typo" / "final.pt").exists()
 
 
 def test_committed_weights_load_and_are_small():

@@ -180,7 +180,8 @@ class EfficientNetLite0(nn.Module):
         Only for layers that no longer train: a folded layer would train its convolution's
         fused weight instead of the weight and the BatchNorm's affine parameters. The folded
         layers' BatchNorm entries leave the state dict (their convolutions gain a bias), so
-        fold after loading weights.
+        fold after loading weights. Not for a network that adds to the stem convolution's
+        output before its BatchNorm (MaskTrack's mask channel): the stem is always folded.
         """
         blocks = self._blocks if up_to_block is None else self._blocks[:up_to_block]
         pairs: list[tuple[nn.Module, str, str]] = [(self, "_conv_stem", "_bn0")]

@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vosbench.errors import InputError
+from vosbench.errors import InputError, VosbenchError
 from vosbench.methods.base import SemiSupervisedMethod, Video
 from vosbench.methods.device import configure_threads, resolve_device
 from vosbench_baselines.encoder import CHANNELS, EfficientNetLite0
@@ -486,7 +486,13 @@ class STM(SemiSupervisedMethod):
     # -- training ------------------------------------------------------------------------
     @classmethod
     def train(cls, config) -> Any:
-        """`vosbench train --method stm`: train on clips of a dataset split; writes final.pt."""
+        """`vosbench train --method stm`: train on clips of a dataset split; writes final.pt.
+
+        Options (`--option KEY=JSON`): clip_length (frames per clip), crop (side), scale (zoom
+        range), max_skip ([first, last] largest gap, grown over the run), static_fraction and
+        mix_fraction (shares of one-frame clips and of clips with a pasted second object),
+        encoder_lr_scale, warmup (steps), init (an exported final.pt to start from).
+        """
         from vosbench.io.factory import open_dataset
         from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
         from vosbench_baselines.training import cosine_lr, export_weights, train_loop
@@ -496,7 +502,11 @@ class STM(SemiSupervisedMethod):
             configure_threads(config.threads)
         options = {"clip_length": 3, "crop": 192, "scale": (0.8, 2.0), "max_skip": (5, 15),
                    "static_fraction": 0.2, "mix_fraction": 0.3, "encoder_lr_scale": 0.2, "warmup": 50,
-                   **config.options}
+                   "init": None}
+        unknown = sorted(set(config.options) - set(options))
+        if unknown:
+            raise VosbenchError(f"unknown stm training option(s) {unknown}; known: {sorted(options)}.")
+        options.update(config.options)
         dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
         data = TrainingFrames(dataset)
         crop = int(options["crop"])
