@@ -79,7 +79,7 @@ class Conv2dSame(nn.Conv2d):
         pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
         if pad_h % 2 == 0 and pad_w % 2 == 0:
             # Even padding splits equally: the convolution pads itself, with no padded copy of x
-            # (every stride-1 convolution here, and a quarter of the padded copies' cost at 480p).
+            # (every stride-1 convolution here, and the stride-2 ones on odd sizes).
             return F.conv2d(x, self.weight, self.bias, self.stride, (pad_h // 2, pad_w // 2), self.dilation, self.groups)
         x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
