@@ -50,17 +50,14 @@ def _resolve_propagator(propagator: str | SemiSupervisedMethod, device: str) -> 
         return propagator
     if propagator == ZeroMotion.name:
         return ZeroMotion(device=device)
-    from vosbench.methods.registry import available_methods, get_method
+    from vosbench.methods.registry import available_methods, load_propagator
 
     if propagator == DEFAULT_PROPAGATOR and propagator not in available_methods():
         log.warning("the propagator %r is not installed; scribble-propagation falls back to %r",
                     propagator, ZeroMotion.name)
         return ZeroMotion(device=device)
-    cls = get_method(propagator)
-    if not issubclass(cls, SemiSupervisedMethod):
-        raise TypeError(f"propagator {propagator!r} is not a semi-supervised method")
     # It carries masks made from scribbles, not annotations (e.g. STM runs without fine-tuning).
-    return cls(device=device, **cls.propagator_options)
+    return load_propagator(propagator, device)
 
 
 def _box(mask: np.ndarray, margin: float, pad: int) -> tuple[slice, slice]:

@@ -520,8 +520,7 @@ class STM(SemiSupervisedMethod):
             # Warm start: the trained parts from an exported final.pt; the optimiser and the
             # schedule start afresh (a resumed run's checkpoint still overrides all of it).
             init_path = Path(init)
-            warm = load_stm(init_path)
-            net.load_state_dict(warm.state_dict(), strict=True)
+            load_stm(init_path, net)
             # The file's name and digest only: no machine paths in shipped files.
             options["init"] = {"file": init_path.name, "sha256": weights_sha256(init_path)}
         net = net.to(device)
@@ -560,8 +559,8 @@ def stm_trained_keys(net: STMNet) -> list[str]:
     return [k for k in net.state_dict() if not k.startswith("encoder.") or k.startswith(trained_blocks)]
 
 
-def load_stm(path: Path) -> STMNet:
-    """STM with the package's ImageNet encoder and the trained parts from `path`."""
+def load_stm(path: Path, net: STMNet | None = None) -> STMNet:
+    """`net` (a new STM with the package's ImageNet encoder when None) with the trained parts from `path`."""
     from vosbench_baselines.training import load_exported
 
     path = Path(path)
@@ -570,7 +569,7 @@ def load_stm(path: Path) -> STMNet:
                          "Reinstall vosbench (the weights ship in vosbench_baselines/weights/) or pass --weights "
                          "with the final.pt of `vosbench train --method stm`.")
     state, _ = load_exported(path)
-    net = STMNet(pretrained_encoder=True)
+    net = STMNet(pretrained_encoder=True) if net is None else net
     _weights_metadata_check(path, state, net)
     full = net.state_dict()
     full.update({k: v.to(full[k].dtype) for k, v in state.items()})

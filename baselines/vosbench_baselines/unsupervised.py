@@ -307,15 +307,13 @@ class UnsupervisedPipeline(UnsupervisedMethod):
     def propagator(self) -> SemiSupervisedMethod:
         if self._propagator is None:
             from vosbench.errors import InputError
-            from vosbench.methods.registry import get_method
+            from vosbench.methods.registry import load_propagator
 
             name = self.propagator_choice()
             if name != FlowWarpPropagator.name:
                 try:
                     # It runs from every key frame on masks the pipeline proposed itself.
-                    cls = get_method(name)
-                    self._propagator = cls(device=self.device,  # type: ignore[assignment]
-                                           **getattr(cls, "propagator_options", {}))
+                    self._propagator = load_propagator(name, self.device)
                     log.info("%s: propagating masks with %s", self.name, name)
                 except InputError as exc:
                     if self.propagator_name:   # asked for by name: no silent substitute

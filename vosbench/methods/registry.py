@@ -13,7 +13,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from vosbench.errors import VosbenchError
-from vosbench.methods.base import Method
+from vosbench.methods.base import Method, SemiSupervisedMethod
 
 ENTRY_POINT_GROUP = "vosbench.methods"
 
@@ -43,6 +43,15 @@ def get_method(name: str) -> type[Method]:
 def load_method(name: str, **options: Any) -> Method:
     """Instantiate a registered method with its options (device, weights, ...)."""
     return get_method(name)(**options)
+
+
+def load_propagator(name: str, device: str) -> SemiSupervisedMethod:
+    """A registered semi-supervised method set up to carry masks a pipeline made itself (proposals,
+    masks drawn from scribbles) rather than annotations: with its ``propagator_options``."""
+    cls = get_method(name)
+    if not issubclass(cls, SemiSupervisedMethod):
+        raise TypeError(f"propagator {name!r} is not a semi-supervised method")
+    return cls(device=device, **cls.propagator_options)
 
 
 def method_parameters(cls: type[Method]) -> list[str] | None:
