@@ -241,28 +241,6 @@ def test_finetuned_stm_segments_the_generated_dataset(tiny_root):
     assert mean_j > first_frame_j
 
 
-def test_ensemble_of_a_network_with_its_unchanged_copy_changes_nothing(tiny_root):
-    """finetune_ensemble runs the trained network beside the fine-tuned copy, each with its own
-    memory, sharing the frozen encoder prefix. With a zero learning rate the copy is the trained
-    network, so the average of the two is each of them: any mix-up of memories, features or
-    masks between the members would change the masks."""
-    dataset = DavisDataset(tiny_root, year=2017, split="val")
-    options = dict(device="cpu", threads=1, finetune_steps=2, finetune_lr=0.0)
-    alone, ensemble = STM(**options), STM(**options, finetune_ensemble=True)
-    assert alone.ensemble_net is None and ensemble.ensemble_net is not None
-    assert ensemble.options["finetune_ensemble"] is True
-    for sequence in dataset.sequence_names():
-        video, _ = _video(dataset, sequence)
-        np.testing.assert_array_equal(np.stack(list(ensemble.segment(video))), np.stack(list(alone.segment(video))))
-    # And with a real fine-tuning the two members differ, so the ensemble's masks are its own.
-    tuned = STM(device="cpu", threads=1, finetune_steps=4, finetune_ensemble=True)
-    tuned_alone = STM(device="cpu", threads=1, finetune_steps=4)
-    video, _ = _video(dataset, dataset.sequence_names()[0])
-    assert not np.array_equal(np.stack(list(tuned.segment(video))), np.stack(list(tuned_alone.segment(video))))
-    mean_j, first_frame_j = _check_segmentation(tuned, tiny_root)
-    assert mean_j > first_frame_j
-
-
 def test_run_command_end_to_end(tmp_path, monkeypatch):
     from vosbench.cli import main
 

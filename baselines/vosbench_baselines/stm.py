@@ -176,20 +176,14 @@ class STMNet(nn.Module):
 
     def encode(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         """uint8 (B, 3, H, W) -> features at strides 4, 8, 16, the frozen prefix without autograd."""
-        return self.encode_trained(self.encode_frozen(images))
-
-    def encode_frozen(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
-        """The frozen prefix (stem, blocks 0..4): features at strides 4 and 8, without autograd.
-        Networks fine-tuned from the same weights share it, so it can be computed once for them."""
         enc = self.encoder
         with torch.no_grad():
-            f4 = enc.run_blocks(enc.stem(images), 0, 3)
-            f8 = enc.run_blocks(f4, 3, FROZEN_BLOCKS)
-        return {4: f4, 8: f8}
-
-    def encode_trained(self, frozen: dict[int, torch.Tensor]) -> dict[int, torch.Tensor]:
-        """`encode_frozen`'s features -> features at strides 4, 8 and 16 (the trained blocks)."""
-        return {**frozen, 16: self.encoder.run_blocks(frozen[8], FROZEN_BLOCKS, 11)}
+            x = enc.stem(images)
+            x = enc.run_blocks(x, 0, 3)
+            f4 = x
+            f8 = enc.run_blocks(x, 3, FROZEN_BLOCKS)
+        f16 = enc.run_blocks(f8, FROZEN_BLOCKS, 11)
+        return {4: f4, 8: f8, 16: f16}
 
     @staticmethod
     def read(memory_keys: torch.Tensor, memory_values: torch.Tensor, query_key: torch.Tensor,
@@ -296,43 +290,16 @@ def _weights_metadata_check(path: Path, state: dict[str, torch.Tensor], net: STM
                          "Pass the final.pt of a finished `vosbench train --method stm` run.")
 
 
-class _Memory:
-    """One network's memory of a video: its permanent frames (the first, every `mem_every`-th and
-    those with given masks) and the previous frame while that is not one of them."""
-
-    def __init__(self) -> None:
-        self.keys: list[torch.Tensor] = []       # per permanent frame (1, C, N)
-        self.values: list[torch.Tensor] = []     # (1, K, V, N); objects not yet introduced have empty masks
-        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None
-
-    def __bool__(self) -> bool:
-        return bool(self.keys)
-
-    def contents(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keys (1, C, N) and values (1, K, V, N) of every remembered frame."""
-        extra_k, extra_v = ([self.previous[0]], [self.previous[1]]) if self.previous is not None else ([], [])
-        return torch.cat(self.keys + extra_k, 2), torch.cat(self.values + extra_v, 3)
-
-    def add(self, key: torch.Tensor, value: torch.Tensor, permanent: bool) -> None:
-        if permanent:
-            self.keys.append(key)
-            self.values.append(value)
-            self.previous = None
-        else:
-            self.previous = (key, value)
-
-
 class STM(SemiSupervisedMethod):
     """Space-time memory network (see the module docstring for what is kept and what differs).
 
     Options: weights (path; default the committed ``weights/stm.pt``), device (auto/cpu/cuda),
     threads, mem_every (a permanent memory frame every N frames; 5 as in the paper), size
     (short side frames are processed at), finetune_steps, finetune_lr, finetune_batch,
-    finetune_crop, finetune_encoder, finetune_dreams and finetune_ensemble (online fine-tuning on the
-    first annotated frame: steps, rate, clips per step, their side, whether the encoder's trained
-    blocks adapt too, how many scenes with the objects moved to draw clips from (0: the frame alone),
-    whether the trained network runs beside the fine-tuned copy and the two's probabilities are
-    averaged; objects first given on a later frame are not part of it; 0 steps turns it off), seed (of the fine-tuning's warps),
+    finetune_crop, finetune_encoder and finetune_dreams (online fine-tuning on the first annotated
+    frame: steps, rate, clips per step, their side, whether the encoder's trained blocks adapt too,
+    how many scenes with the objects moved to draw clips from (0: the frame alone); objects first
+    given on a later frame are not part of it; 0 steps turns it off), seed (of the fine-tuning's warps),
     top_k (memory positions each query position reads; 0 reads all).
     """
 
@@ -359,7 +326,6 @@ class STM(SemiSupervisedMethod):
     FINETUNE_CROP = 256
     FINETUNE_ENCODER = True
     FINETUNE_DREAMS = 0
-    FINETUNE_ENSEMBLE = False
     # The memory's permanent frames stay every 5th (`mem_every`), as the paper and this baseline's
     # specification have it, though every 3rd scored higher on the held-out videos with the default
     # fine-tuning (0.823 against 0.801, no video lower; 0.36-0.42 s per frame all in on 2 cores at
@@ -372,7 +338,7 @@ class STM(SemiSupervisedMethod):
                  mem_every: int = 5, size: int = PROCESSING_SIZE, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, finetune_batch: int | None = None,
                  finetune_crop: int | None = None, finetune_encoder: bool | None = None,
-                 finetune_dreams: int | None = None, finetune_ensemble: bool | None = None, seed: int = 0,
+                 finetune_dreams: int | None = None, seed: int = 0,
                  top_k: int | None = None, **options: Any):
         super().__init__(device=device, **options)
         self.size = int(size)
@@ -391,7 +357,6 @@ class STM(SemiSupervisedMethod):
         self.finetune_crop = self.FINETUNE_CROP if finetune_crop is None else int(finetune_crop)
         self.finetune_encoder = self.FINETUNE_ENCODER if finetune_encoder is None else bool(finetune_encoder)
         self.finetune_dreams = self.FINETUNE_DREAMS if finetune_dreams is None else int(finetune_dreams)
-        self.finetune_ensemble = self.FINETUNE_ENSEMBLE if finetune_ensemble is None else bool(finetune_ensemble)
         if self.finetune_dreams < 0:
             raise ValueError("finetune_dreams must be >= 0 (0: static clips of the frame itself)")
         if self.finetune_steps < 0 or self.finetune_batch < 1 or self.finetune_crop < 32:
@@ -408,11 +373,6 @@ class STM(SemiSupervisedMethod):
         if self.device == "cpu":
             # oneDNN's convolutions run faster on channels-last tensors: 25% off the encoder at 360p.
             self.net = self.net.to(memory_format=torch.channels_last)
-        # The trained network as it runs beside each video's fine-tuned copy, folded in full.
-        self.ensemble_net: STMNet | None = None
-        if self.finetune_ensemble and self.finetune_steps > 0:
-            self.ensemble_net = copy.deepcopy(self.net)
-            self.ensemble_net.encoder.fold_batchnorm()
         self.last_finetune_seconds: float | None = None
         # What changes the masks, so that a run with other weights or settings is never reused
         # (the fine-tuning settings in force, not the arguments: None means a default that may change).
@@ -422,8 +382,7 @@ class STM(SemiSupervisedMethod):
                             mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
                             finetune_lr=self.finetune_lr, finetune_batch=self.finetune_batch,
                             finetune_crop=self.finetune_crop, finetune_encoder=self.finetune_encoder,
-                            finetune_dreams=self.finetune_dreams, finetune_ensemble=self.finetune_ensemble,
-                            seed=self.seed, top_k=self.top_k)
+                            finetune_dreams=self.finetune_dreams, seed=self.seed, top_k=self.top_k)
 
     def describe(self) -> str:
         return f"stm ({self.track}, weights {self.weights_path.name}, {self.device})"
@@ -465,12 +424,11 @@ class STM(SemiSupervisedMethod):
         else:
             proc = (height, width)
         net = self.finetuned_network(video, proc)
-        # The networks whose probabilities are averaged, each reading its own memory: the
-        # fine-tuned copy alone, or beside the trained network (`finetune_ensemble`).
-        members = [net, self.ensemble_net] if self.ensemble_net is not None and net is not self.net else [net]
-        memories = [_Memory() for _ in members]
         k = len(object_ids)
         ids = np.array([0] + object_ids, dtype=np.uint8)
+        mem_keys: list[torch.Tensor] = []        # per permanent memory frame (1, C, N)
+        mem_values: list[torch.Tensor] = []      # (1, K, V, N); objects not yet introduced have empty masks
+        previous: tuple[torch.Tensor, torch.Tensor] | None = None   # the previous frame when not permanent
         active = torch.zeros(k, dtype=torch.bool, device=device)
         for t in range(len(video.frames)):
             image = np.ascontiguousarray(video.frames[t])
@@ -478,18 +436,18 @@ class STM(SemiSupervisedMethod):
                 image = cv2.resize(image, (proc[1], proc[0]), interpolation=cv2.INTER_AREA)
             frame = torch.from_numpy(image).to(device)
             frame = frame.permute(2, 0, 1)[None]
-            frozen = net.encode_frozen(frame)      # the same in every member: computed once
-            feats = [member.encode_trained(frozen) for member in members]
-            keys = [member.key(f[16]) for member, f in zip(members, feats)]
+            feats = net.encode(frame)
+            key = net.key(feats[16])
             given = video.given_masks.get(t)
             prob = None
-            if memories[0]:
-                probs = []
-                for member, memory, f, key in zip(members, memories, feats, keys):
-                    logits = member.decoder(member.read(*memory.contents(), key, top_k=self.top_k or None), f)
-                    merged = aggregate(_upsample(logits, proc), active.float()[None])
-                    probs.append(torch.softmax(merged, dim=1)[0, 1:])           # (K, H, W)
-                prob = probs[0] if len(probs) == 1 else torch.stack(probs).mean(0)
+            if mem_keys:
+                extra_k, extra_v = ([previous[0]], [previous[1]]) if previous is not None else ([], [])
+                keys = torch.cat(mem_keys + extra_k, 2)
+                values = torch.cat(mem_values + extra_v, 3)
+                logits = net.decoder(net.read(keys, values, key, top_k=self.top_k or None), feats)
+                logits = _upsample(logits, proc)
+                merged = aggregate(logits, active.float()[None])
+                prob = torch.softmax(merged, dim=1)[0, 1:]                      # (K, H, W)
             if given is not None:
                 given = np.asarray(given, dtype=np.uint8)
                 if proc != (height, width):
@@ -517,11 +475,13 @@ class STM(SemiSupervisedMethod):
                 given_pixels = np.isin(original, introduced)
                 mask[given_pixels] = original[given_pixels]
             yield mask
-            permanent = given is not None or t % self.mem_every == 0 or not memories[0]
-            for member, memory, f, key in zip(members, memories, feats, keys):
-                # Every member remembers the same (averaged) masks, in its own embedding.
-                value = member.value(f[16], prob[None] * active.float()[:, None, None]).flatten(3)
-                memory.add(key.flatten(2), value, permanent)
+            value = net.value(feats[16], prob[None] * active.float()[:, None, None]).flatten(3)
+            if given is not None or t % self.mem_every == 0 or not mem_keys:
+                mem_keys.append(key.flatten(2))
+                mem_values.append(value)
+                previous = None
+            else:
+                previous = (key.flatten(2), value)
 
     # -- training ------------------------------------------------------------------------
     @classmethod
