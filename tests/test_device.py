@@ -10,13 +10,30 @@ import torch
 from vosbench.methods import device
 
 
-def test_configure_threads_sets_torch_threads():
+@pytest.fixture
+def restore_threads(monkeypatch):
+    monkeypatch.setattr(device, "_chosen_threads", None)
     before = torch.get_num_threads()
-    try:
-        assert device.configure_threads(1) == 1
-        assert torch.get_num_threads() == 1
-    finally:
-        torch.set_num_threads(before)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_configure_threads_sets_torch_threads(restore_threads):
+    assert device.configure_threads(1) == 1
+    assert torch.get_num_threads() == 1
+
+
+def test_a_thread_count_asked_for_is_kept_by_later_calls_without_one(restore_threads, monkeypatch):
+    """`vosbench run --threads 1` sets 1 thread before it builds the method; a baseline that then
+    sets itself up without a count must keep it, not go back to one thread per core."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(device.os, "cpu_count", lambda: 4)
+    assert device.configure_threads() == 4          # nothing asked for: one per core
+    assert device.configure_threads(1) == 1
+    assert device.configure_threads() == 1
+    assert torch.get_num_threads() == 1
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert device.configure_threads() == 1          # the count asked for beats the environment
 
 
 class _MallInfo2(ctypes.Structure):

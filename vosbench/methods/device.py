@@ -52,17 +52,28 @@ def keep_freed_memory_in_heap() -> bool:
     return _allocator_tuned
 
 
+# The thread count last asked for by number (`--threads`), which later calls without one keep.
+_chosen_threads: int | None = None
+
+
 def configure_threads(n_threads: int | None = None) -> int:
     """Set torch up for the CPU: one thread per core (oversubscription makes small machines many
     times slower) and an allocator that reuses freed memory (`keep_freed_memory_in_heap`).
 
-    Honours OMP_NUM_THREADS when the user set it.
+    Without `n_threads`: the count an earlier call asked for by number, so that a method set up
+    after `vosbench run --threads N` keeps N; else OMP_NUM_THREADS when the user set it; else
+    one per core.
     """
     import torch
 
+    global _chosen_threads
     keep_freed_memory_in_heap()
 
-    if n_threads is None:
+    if n_threads is not None:
+        _chosen_threads = n_threads = max(1, int(n_threads))
+    elif _chosen_threads is not None:
+        n_threads = _chosen_threads
+    else:
         env = os.environ.get("OMP_NUM_THREADS")
         n_threads = int(env) if env and env.isdigit() else (os.cpu_count() or 1)
     n_threads = max(1, int(n_threads))
