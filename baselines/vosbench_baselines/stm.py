@@ -59,7 +59,7 @@ PROCESSING_SIZE = 360
 
 def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, steps: int, lr: float,
                             seed: int, device: str | torch.device, crop: int = 256, batch: int = 2,
-                            dreams: int = 0, average_last: int = 0) -> list[float]:
+                            dreams: int = 0) -> list[float]:
     """Fine-tune `net` in place on clips made of one annotated frame under random warps.
 
     The clips are those of training's static clips (the STM paper's pre-training on images),
@@ -67,7 +67,7 @@ def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, 
     objects, their parts included. dreams > 0: the clips are drawn from that many scenes made of
     the frame with its objects moved over the filled-in background (`data.dreamed_frames`), half
     of them static clips of one scene, half clips across scenes. image (H, W, 3) uint8 at the
-    processing size; mask (H, W) ids 0..K. average_last: see `finetune_online`. Returns the losses.
+    processing size; mask (H, W) ids 0..K. Returns the losses.
     """
     from vosbench_baselines.data import Augment, ClipSampler, InMemoryFrames, dreamed_frames
 
@@ -91,7 +91,7 @@ def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, 
         return clip_losses(net, torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device),
                            torch.from_numpy(counts).to(device))["loss"]
 
-    return finetune_online(net, steps, lr, loss_of_step, average_last=average_last)
+    return finetune_online(net, steps, lr, loss_of_step)
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -296,10 +296,9 @@ class STM(SemiSupervisedMethod):
     Options: weights (path; default the committed ``weights/stm.pt``), device (auto/cpu/cuda),
     threads, mem_every (a permanent memory frame every N frames; 5 as in the paper), size
     (short side frames are processed at), finetune_steps, finetune_lr, finetune_batch,
-    finetune_crop, finetune_encoder, finetune_dreams and finetune_average (online fine-tuning on the
-    first annotated frame: steps, rate, clips per step, their side, whether the encoder's trained
-    blocks adapt too, how many scenes with the objects moved to draw clips from (0: the frame alone),
-    over how many final steps the weights are averaged (0: the last weights); objects first
+    finetune_crop, finetune_encoder and finetune_dreams (online fine-tuning on the first annotated
+    frame: steps, rate, clips per step, their side, whether the encoder's trained blocks adapt too,
+    how many scenes with the objects moved to draw clips from (0: the frame alone); objects first
     given on a later frame are not part of it; 0 steps turns it off), seed (of the fine-tuning's warps),
     top_k (memory positions each query position reads; 0 reads all).
     """
@@ -327,7 +326,6 @@ class STM(SemiSupervisedMethod):
     FINETUNE_CROP = 256
     FINETUNE_ENCODER = True
     FINETUNE_DREAMS = 0
-    FINETUNE_AVERAGE = 0
     # The memory's permanent frames stay every 5th (`mem_every`), as the paper and this baseline's
     # specification have it, though every 3rd scored higher on the held-out videos with the default
     # fine-tuning (0.823 against 0.801, no video lower; 0.36-0.42 s per frame all in on 2 cores at
@@ -340,7 +338,7 @@ class STM(SemiSupervisedMethod):
                  mem_every: int = 5, size: int = PROCESSING_SIZE, finetune_steps: int | None = None,
                  finetune_lr: float | None = None, finetune_batch: int | None = None,
                  finetune_crop: int | None = None, finetune_encoder: bool | None = None,
-                 finetune_dreams: int | None = None, finetune_average: int | None = None, seed: int = 0,
+                 finetune_dreams: int | None = None, seed: int = 0,
                  top_k: int | None = None, **options: Any):
         super().__init__(device=device, **options)
         self.size = int(size)
@@ -359,9 +357,6 @@ class STM(SemiSupervisedMethod):
         self.finetune_crop = self.FINETUNE_CROP if finetune_crop is None else int(finetune_crop)
         self.finetune_encoder = self.FINETUNE_ENCODER if finetune_encoder is None else bool(finetune_encoder)
         self.finetune_dreams = self.FINETUNE_DREAMS if finetune_dreams is None else int(finetune_dreams)
-        self.finetune_average = self.FINETUNE_AVERAGE if finetune_average is None else int(finetune_average)
-        if not 0 <= self.finetune_average <= max(self.finetune_steps, 0):
-            raise ValueError("finetune_average must be between 0 (the last weights) and finetune_steps")
         if self.finetune_dreams < 0:
             raise ValueError("finetune_dreams must be >= 0 (0: static clips of the frame itself)")
         if self.finetune_steps < 0 or self.finetune_batch < 1 or self.finetune_crop < 32:
@@ -387,8 +382,7 @@ class STM(SemiSupervisedMethod):
                             mem_every=self.mem_every, size=self.size, finetune_steps=self.finetune_steps,
                             finetune_lr=self.finetune_lr, finetune_batch=self.finetune_batch,
                             finetune_crop=self.finetune_crop, finetune_encoder=self.finetune_encoder,
-                            finetune_dreams=self.finetune_dreams, finetune_average=self.finetune_average,
-                            seed=self.seed, top_k=self.top_k)
+                            finetune_dreams=self.finetune_dreams, seed=self.seed, top_k=self.top_k)
 
     def describe(self) -> str:
         return f"stm ({self.track}, weights {self.weights_path.name}, {self.device})"
@@ -412,8 +406,7 @@ class STM(SemiSupervisedMethod):
             net.encoder.requires_grad_(False)
         with torch.enable_grad():
             finetune_on_first_frame(net, image, mask, self.finetune_steps, self.finetune_lr, self.seed, self.device,
-                                    crop=self.finetune_crop, batch=self.finetune_batch, dreams=self.finetune_dreams,
-                                    average_last=self.finetune_average)
+                                    crop=self.finetune_crop, batch=self.finetune_batch, dreams=self.finetune_dreams)
         net.encoder.fold_batchnorm()
         self.last_finetune_seconds = time.perf_counter() - start
         log.info("stm: fine-tuned on frame %d of %s in %.1f s", t0, video.name, self.last_finetune_seconds)

@@ -153,27 +153,20 @@ class LossLog:
 
 
 def finetune_online(net: nn.Module, steps: int, lr: float,
-                    loss_of_step: Callable[[], torch.Tensor | None], average_last: int = 0) -> list[float]:
+                    loss_of_step: Callable[[], torch.Tensor | None]) -> list[float]:
     """Online fine-tuning of `net` in place: `steps` Adam steps on what `loss_of_step` returns
     (None skips a step), every trainable parameter at rate `lr`; returns the losses.
 
     BatchNorm layers keep the trained network's statistics: the batch statistics of a few
     augmented copies of one frame are no estimate of a video's.
-
-    average_last > 0: `net` ends with the mean of its trainable parameters after each of the
-    last `average_last` steps (iterate averaging, as in SWA) instead of the last iterate, whose
-    place in the noise of a few steps on random warps is a matter of luck.
     """
-    trainable = [p for p in net.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=lr)
+    optimizer = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
     net.train()
     for module in net.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.eval()
     losses = []
-    sums: list[torch.Tensor] = []
-    averaged = 0
-    for step in range(steps):
+    for _ in range(steps):
         loss = loss_of_step()
         if loss is None:
             continue
@@ -181,18 +174,6 @@ def finetune_online(net: nn.Module, steps: int, lr: float,
         loss.backward()
         optimizer.step()
         losses.append(float(loss.detach()))
-        if average_last > 0 and step >= steps - average_last:
-            with torch.no_grad():
-                if not sums:
-                    sums = [p.detach().clone() for p in trainable]
-                else:
-                    for total, p in zip(sums, trainable):
-                        total.add_(p)
-            averaged += 1
-    if averaged:
-        with torch.no_grad():
-            for total, p in zip(sums, trainable):
-                p.copy_(total / averaged)
     net.eval()
     return losses
 
