@@ -8,7 +8,7 @@ import pytest
 import vosbench
 from vosbench.cli import main
 
-from tiny_davis import moving_boxes, write_davis, write_sequence
+from tiny_davis import moving_boxes, write_davis, write_frames, write_sequence
 
 distributed = pytest.importorskip("distributed")
 
@@ -54,6 +54,25 @@ def test_cli_dask_backend(cluster, data, tmp_path, capsys):
     local = vosbench.evaluate(root, results, cache=False)
     written = pd.read_csv(out / "per-object_results-val.csv")
     np.testing.assert_allclose(written["J-Mean"], local.per_object["J-Mean"], rtol=0, atol=5e-7)
+
+
+def test_cli_run_segments_on_the_dask_cluster(cluster, tmp_path, monkeypatch):
+    """`vosbench run --backend dask`: the cluster's worker processes segment the sequences (each
+    builds the method once) and score them; the masks are those of a local run."""
+    gt = {f"seq{i}": moving_boxes(6, 30, 40, 1 + i % 2, seed=i) for i in range(4)}
+    root = write_frames(write_davis(tmp_path / "gt", gt), gt)
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--method", "flow-warp", "--track", "semi", "--gt", str(root), "--dataset", "davis2017",
+            "--leaderboard-dir", str(tmp_path / "boards"), "--no-progress"]
+    assert main(argv + ["--out", str(tmp_path / "local")]) == 0
+    with distributed.Client(cluster.scheduler_address) as client, distributed.get_task_stream(client) as stream:
+        assert main(argv + ["--out", str(tmp_path / "remote"), "--backend", "dask", "--scheduler",
+                            cluster.scheduler_address, "--jobs", "2"]) == 0
+    masks = {p.relative_to(tmp_path / "local"): p.read_bytes() for p in (tmp_path / "local").rglob("*.png")}
+    assert masks and masks == {p.relative_to(tmp_path / "remote"): p.read_bytes()
+                               for p in (tmp_path / "remote").rglob("*.png")}
+    assert {task["worker"] for task in stream.data} <= set(cluster.scheduler_info["workers"])
+    assert any("_segment_task" in task["key"] for task in stream.data if isinstance(task["key"], str))
 
 
 def test_unreachable_scheduler_is_an_error(data):

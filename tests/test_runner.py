@@ -340,3 +340,70 @@ def test_cli_generate(tmp_path, capsys):
     assert len(dataset.sequence_names()) == 2 and len(dataset.frame_names(dataset.sequence_names()[0])) == 4
     assert main(["generate", "--out", str(out), "--seed", "3", "--sequences", "2", "--frames", "4",
                  "--height", "40", "--width", "48", "--no-progress"]) == 2    # will not overwrite
+
+
+class ThreadCounter(SemiSupervisedMethod):
+    """Fills every mask with the number of torch threads it runs with (to see a worker's share)."""
+
+    name = "thread-counter"
+
+    def segment(self, video):
+        import torch
+
+        for _ in video.frame_names:
+            yield np.full(video.size, torch.get_num_threads(), np.uint8)
+
+
+def _mask_bytes(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+@pytest.mark.parametrize("backend", ["loky", "threading"])
+def test_parallel_segmenting_writes_what_one_worker_writes(tiny, tmp_path, backend):
+    from functools import partial
+
+    one = segment_dataset(Recorder(), tiny, tmp_path / "one", track="semi", progress=False)
+    two = segment_dataset(Recorder(), tiny, tmp_path / "two", track="semi", progress=False, jobs=2,
+                          method_factory=partial(Recorder), backend=backend)
+    assert _mask_bytes(tmp_path / "one") == _mask_bytes(tmp_path / "two") != {}
+    assert (one.jobs, two.jobs) == (1, 2)
+    assert two.n_objects == one.n_objects and two.n_frames == one.n_frames and two.seconds > 0
+    for seq in tiny.sequence_names():
+        marker = json.loads((tmp_path / "two" / seq / MARKER_NAME).read_text())
+        assert marker["identity"] == runner.method_identity(Recorder())
+    # Every sequence is marked done, so a parallel re-run reuses them all.
+    again = segment_dataset(Recorder(), tiny, tmp_path / "two", track="semi", progress=False, jobs=2,
+                            method_factory=partial(Recorder), backend=backend)
+    assert again.seconds == pytest.approx(two.seconds)
+
+
+def test_parallel_workers_get_their_share_of_threads(tiny, tmp_path):
+    from functools import partial
+
+    segment_dataset(ThreadCounter(), tiny, tmp_path / "run", track="semi", progress=False, jobs=2,
+                    method_factory=partial(ThreadCounter), threads_per_job=3)
+    masks = [read_mask(p) for p in (tmp_path / "run").rglob("*.png")]
+    assert masks and all((m == 3).all() for m in masks)
+
+
+def test_parallel_segmenting_needs_a_factory_of_the_same_method(tiny, tmp_path):
+    from functools import partial
+
+    with pytest.raises(VosbenchError, match="method_factory"):
+        segment_dataset(Recorder(), tiny, tmp_path / "a", track="semi", progress=False, jobs=2)
+    with pytest.raises(VosbenchError, match="must build the same method"):
+        segment_dataset(Recorder(), tiny, tmp_path / "b", track="semi", progress=False, jobs=2,
+                        method_factory=partial(Recorder, flavour="other"), backend="threading")
+
+
+def test_cli_run_segments_sequences_in_parallel(tiny_root, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--method", "flow-warp", "--track", "semi", "--gt", str(tiny_root), "--dataset", "davis2017",
+            "--leaderboard-dir", str(tmp_path / "boards"), "--no-progress", "--threads", "2"]
+    assert main(argv + ["--out", str(tmp_path / "one")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    assert _mask_bytes(tmp_path / "one" / "masks") == _mask_bytes(tmp_path / "two" / "masks")
+    record = json.loads((tmp_path / "two" / "run.json").read_text())
+    assert record["jobs"] == 2
+    one = json.loads((tmp_path / "one" / "run.json").read_text())
+    assert record["summary"] == one["summary"]

@@ -9,6 +9,7 @@ import argparse
 import json
 import logging
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from vosbench.cli.choices import add_enum_argument, add_option_argument, parse_options
@@ -40,7 +41,12 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="run folder (default: runs/<method>-<dataset>-<split>-<track>); masks go to <out>/masks")
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded synthetic dataset")
-    parser.add_argument("--jobs", type=int, default=1, help="processes for scoring (-1: all cores)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="sequences segmented and scored at once, each worker with its share of --threads "
+                             "(-1: one per core)")
+    parser.add_argument("--backend", default=None, choices=["loky", "threading", "multiprocessing", "dask"],
+                        help="joblib backend of --jobs (dask: a distributed cluster, see --scheduler)")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.1:8786")
     parser.add_argument("--weights", type=Path, default=None, help="weights file for methods that take one")
     add_option_argument(parser, help="a constructor option of the method, e.g. --option finetune_steps=100 "
                                      "(repeatable; recorded with the run, so masks made with other options "
@@ -82,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from vosbench.methods.runner import segment_dataset
     from vosbench.reports.leaderboard import record_run
     from vosbench.tracks import EvalParams, evaluate_dataset
+    from vosbench.tracks.parallel import joblib_backend
 
     dataset, dataset_name = _open(args)
     device = resolve_device(args.device)
@@ -92,15 +99,27 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         options["weights"] = str(args.weights)
     method = load_method(args.method, device=device, **options)
+    # --jobs N: N workers, each building its own copy of the method with its share of the threads
+    # (on a Dask cluster the workers' machines choose their own).
+    factory = partial(load_method, args.method, device=device, **options)
+    threads_per_job = None
+    if args.jobs != 1 and args.backend != "dask":
+        from joblib import effective_n_jobs
+
+        with joblib_backend(args.backend, None):
+            threads_per_job = max(1, threads // effective_n_jobs(args.jobs))
 
     out = args.out or Path("runs") / f"{args.method}-{dataset_name}-{args.split}-{args.track.value}"
     masks = out / "masks"
     log.info("%s on %s (%s, %d threads) -> %s", args.method, dataset.describe(), device, threads, masks)
-    record = segment_dataset(method, dataset, masks, track=args.track, resume=args.resume, progress=args.progress)
+    record = segment_dataset(method, dataset, masks, track=args.track, resume=args.resume, progress=args.progress,
+                             jobs=args.jobs, method_factory=factory, threads_per_job=threads_per_job,
+                             backend=args.backend, scheduler=args.scheduler)
     record = replace(record, dataset=dataset_name, split=args.split, resolution=args.resolution)
 
     params = EvalParams.official(args.track, dataset=args.dataset)
-    result = evaluate_dataset(dataset, masks, params, jobs=args.jobs, progress=args.progress, split=args.split)
+    result = evaluate_dataset(dataset, masks, params, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
+                              progress=args.progress, split=args.split)
     print(result.format_table())
     print(f"\n{record.method}: J&F-Mean {result.summary['J&F-Mean']:.3f}, {record.seconds_per_frame:.4f} s/frame "
           f"({record.n_frames} frames, {record.seconds:.1f} s) on {record.device}")

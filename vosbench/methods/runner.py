@@ -11,16 +11,22 @@ method took, so that
 
 Timing covers only the method's own work (producing each mask, which includes
 reading the frames it asks for), not writing the PNGs.
+
+With ``jobs`` > 1 the sequences are segmented in parallel by one joblib call (any joblib
+backend: loky processes here, Dask on a cluster); each worker builds its own copy of the
+method once, from a picklable factory, with its share of the threads.
 """
 from __future__ import annotations
 
 import datetime as _dt
 import json
 import logging
+import pickle
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -29,6 +35,8 @@ from vosbench.io.atomic import atomic_write
 from vosbench.io.datasets import Dataset
 from vosbench.io.masks import VOID_LABEL, write_mask
 from vosbench.methods.base import LazyFrames, Method, Video
+from vosbench.methods.device import configure_threads
+from vosbench.tracks.parallel import joblib_backend, parallel_runner
 from vosbench.tracks.params import Track
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,7 @@ class RunRecord:
     started: str
     vosbench_version: str
     options: dict = field(default_factory=dict)
+    jobs: int = 1          # workers segmenting sequences at once (seconds are still each sequence's own)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,14 +197,71 @@ def _frame_reader(dataset: Dataset, sequence: str):
     return read
 
 
+def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[str], folder: Path, track: Track,
+                      identity: dict[str, Any]) -> tuple[float, int]:
+    """Segment one sequence into `folder` and write its completion marker; (seconds, objects)."""
+    # A stale or partial sequence: drop its marker first, so a crash now leaves it unfinished.
+    (folder / MARKER_NAME).unlink(missing_ok=True)
+    if folder.is_dir():
+        for old in folder.glob("*.png"):
+            old.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    if track is Track.SEMI:
+        given, object_ids = _given_masks(dataset, seq, frames)
+        count = len(object_ids)
+    else:
+        given, object_ids = {}, []
+        count = _count_objects(dataset, seq)
+    video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq), frames), frame_names=list(frames),
+                  given_masks=given, object_ids=object_ids)
+    took = _segment_sequence(method, video, folder)
+    atomic_write(folder / MARKER_NAME, json.dumps({
+        "format": MARKER_FORMAT, "identity": identity, "track": track.value, "frames": list(frames),
+        "seconds": took, "n_objects": count, "device": str(method.device),
+        "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=1) + "\n")
+    log.debug("%s: %d frames in %.3f s", seq, len(frames), took)
+    return took, count
+
+
+# The method of this worker (a process, or a thread of the threading backend), built on its first
+# sequence and kept for the next ones, which loky and Dask send to the same workers.
+_worker = threading.local()
+
+
+def _worker_method(factory: Callable[[], Method], threads: int | None) -> Method:
+    key = pickle.dumps((factory, threads))
+    if getattr(_worker, "key", None) != key:
+        if threads is not None:
+            configure_threads(threads)
+        _worker.method, _worker.key = factory(), key
+    return _worker.method
+
+
+def _segment_task(factory: Callable[[], Method], threads: int | None, dataset: Dataset, seq: str,
+                  frames: list[str], folder: Path, track: Track, identity: dict[str, Any]) -> tuple[str, float, int]:
+    method = _worker_method(factory, threads)
+    if method_identity(method) != identity:
+        raise VosbenchError(f"a worker built {method_identity(method)} but the run is of {identity}: the method "
+                            f"factory must build the same method with the same options.")
+    took, count = _segment_and_mark(method, dataset, seq, frames, folder, track, identity)
+    return seq, took, count
+
+
 def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, track: Track | str,
-                    resume: bool = True, progress: bool = True) -> RunRecord:
+                    resume: bool = True, progress: bool = True, jobs: int = 1,
+                    method_factory: Callable[[], Method] | None = None, threads_per_job: int | None = None,
+                    backend: str | None = None, scheduler: str | None = None) -> RunRecord:
     """Segment every sequence of `dataset` with `method` into `out_dir`, resuming finished sequences.
 
     track: the protocol the method runs under; semi-supervised methods are given
         each object's mask on the frame it first appears, unsupervised ones nothing.
     resume: reuse sequences whose completion marker matches this method and its
         options; False recomputes everything.
+    jobs: sequences segmented at once (joblib's n_jobs; -1: one per core). Above 1, each worker
+        builds its own method with `method_factory` (picklable, e.g. a functools.partial of
+        `registry.load_method`; it must build a method identical to `method`), set to
+        `threads_per_job` torch threads (None: the worker's default), on joblib's `backend`
+        (None: loky processes; "dask" with `scheduler`).
     """
     from vosbench import __version__
 
@@ -205,6 +271,8 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
     if method.track != track.value:
         raise VosbenchError(f"method {method.name!r} is a {method.track} method; it cannot run the "
                             f"{track.value} track.")
+    if jobs != 1 and method_factory is None:
+        raise VosbenchError("segmenting with jobs != 1 needs a method_factory that builds the method in each worker.")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     identity = method_identity(method)
@@ -241,36 +309,31 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         bar = tqdm(total=sum(len(frame_lists[s]) for s in todo), desc=method.name, unit="frame", leave=False)
     seconds = sum(float(m["seconds"]) for m in done.values())
     n_objects = sum(int(m["n_objects"]) for m in done.values())
+    workers = 1
     try:
-        for seq in todo:
-            folder = out / seq
-            # A stale or partial sequence: drop its marker first, so a crash now leaves it unfinished.
-            (folder / MARKER_NAME).unlink(missing_ok=True)
-            if folder.is_dir():
-                for old in folder.glob("*.png"):
-                    old.unlink()
-            folder.mkdir(parents=True, exist_ok=True)
-            frames = frame_lists[seq]
-            if track is Track.SEMI:
-                given, object_ids = _given_masks(dataset, seq, frames)
-                count = len(object_ids)
-            else:
-                given, object_ids = {}, []
-                count = _count_objects(dataset, seq)
-            video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq), frames), frame_names=list(frames),
-                          given_masks=given, object_ids=object_ids)
-            if bar is not None:
-                bar.set_postfix_str(seq)
-            took = _segment_sequence(method, video, folder)
-            atomic_write(folder / MARKER_NAME, json.dumps({
-                "format": MARKER_FORMAT, "identity": identity, "track": track.value, "frames": list(frames),
-                "seconds": took, "n_objects": count, "device": str(method.device),
-                "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=1) + "\n")
-            seconds += took
-            n_objects += count
-            if bar is not None:
-                bar.update(len(frames))
-            log.debug("%s: %d frames in %.3f s", seq, len(frames), took)
+        if jobs == 1:
+            for seq in todo:
+                if bar is not None:
+                    bar.set_postfix_str(seq)
+                took, count = _segment_and_mark(method, dataset, seq, frame_lists[seq], out / seq, track, identity)
+                seconds += took
+                n_objects += count
+                if bar is not None:
+                    bar.update(len(frame_lists[seq]))
+        elif todo:
+            from joblib import delayed, effective_n_jobs
+
+            with joblib_backend(backend, scheduler):
+                workers = effective_n_jobs(jobs)
+                finished = parallel_runner(jobs)(
+                    delayed(_segment_task)(method_factory, threads_per_job, dataset, seq, frame_lists[seq], out / seq,
+                                           track, identity) for seq in todo)
+                for seq, took, count in finished:
+                    seconds += took
+                    n_objects += count
+                    if bar is not None:
+                        bar.set_postfix_str(seq)
+                        bar.update(len(frame_lists[seq]))
     finally:
         if bar is not None:
             bar.close()
@@ -280,4 +343,4 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         resolution=str(getattr(dataset, "resolution", "")), device=str(method.device), n_sequences=len(sequences),
         n_frames=n_frames, n_objects=n_objects, seconds=seconds,
         seconds_per_frame=seconds / n_frames if n_frames else float("nan"), masks_dir=str(out), started=started,
-        vosbench_version=__version__, options=_jsonable(method.options))
+        vosbench_version=__version__, options=_jsonable(method.options), jobs=workers)

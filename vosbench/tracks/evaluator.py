@@ -1,25 +1,24 @@
 """evaluate -> accumulate -> summarize over a dataset and a results folder.
 
-Parallelism lives here alone: one joblib call over sequences, so any joblib
+Scoring runs as one joblib call over sequences (`parallel`), so any joblib
 backend (loky processes on a laptop, Dask on a cluster) serves every track.
 """
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
-from joblib import Parallel, delayed, parallel_config
+from joblib import delayed
 
 from vosbench.errors import InputError, ValidationError
 from vosbench.io.atomic import atomic_path
 from vosbench.io.datasets import Dataset
 from vosbench.io.paths import score_cache_dir
 from vosbench.tracks.jobs import SequenceJob, score_sequence
+from vosbench.tracks.parallel import joblib_backend, parallel_runner
 from vosbench.tracks.params import EvalParams
 from vosbench.tracks.result import Result, SequenceScores
 from vosbench.tracks.validate import build_jobs
@@ -84,26 +83,6 @@ def _score_guarded(job: SequenceJob, lenient: bool):
         return exc
 
 
-@contextlib.contextmanager
-def _backend(backend: str | None, scheduler: str | None) -> Iterator[None]:
-    if backend == "dask":
-        from distributed import Client  # imported lazily: Dask is an optional extra
-
-        client = Client(scheduler) if scheduler else Client(processes=False)
-        try:
-            with parallel_config(backend="dask"):
-                yield
-        finally:
-            # Close our connection either way (it does not stop a remote cluster); a client left
-            # open keeps reconnecting to a cluster that has gone away.
-            client.close()
-    elif backend:
-        with parallel_config(backend=backend):
-            yield
-    else:
-        yield
-
-
 def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalParams | None = None, *,
                      jobs: int = 1, backend: str | None = None, scheduler: str | None = None,
                      cache_dir: str | Path | None | bool = True, lenient: bool = False,
@@ -148,8 +127,8 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
 
     errors: list[InputError] = []
     if todo:
-        with _backend(backend, scheduler):
-            runner = _runner(jobs)
+        with joblib_backend(backend, scheduler):
+            runner = parallel_runner(jobs)
             outputs = runner(delayed(_score_guarded)(job, lenient) for job in todo)
             bar = _progress(outputs, total=len(todo), enabled=progress)
             for output in bar:
@@ -169,17 +148,6 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
     ordered = [scores[j.sequence] for j in report.jobs if j.sequence in scores]
     return Result(ordered, params, dataset=dataset.describe(), results_dir=str(results_dir),
                   skipped=skipped, split=split or getattr(dataset, "split", "val"))
-
-
-def _runner(jobs: int) -> Parallel:
-    """Results as they finish where the backend can (loky, dask); in order, or all at the end, otherwise
-    (joblib's multiprocessing backend returns lists only)."""
-    for return_as in (("generator_unordered", "generator", "list") if jobs != 1 else ("generator", "list")):
-        try:
-            return Parallel(n_jobs=jobs, return_as=return_as)
-        except ValueError:
-            continue
-    return Parallel(n_jobs=jobs)
 
 
 def _progress(iterable, total: int, enabled: bool):
