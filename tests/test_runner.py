@@ -396,7 +396,7 @@ def test_parallel_segmenting_needs_a_factory_of_the_same_method(tiny, tmp_path):
                         method_factory=partial(Recorder, flavour="other"), backend="threading")
 
 
-def test_cli_run_segments_sequences_in_parallel(tiny_root, tmp_path, monkeypatch):
+def test_cli_run_segments_sequences_in_parallel(tiny_root, tmp_path, monkeypatch, caplog):
     monkeypatch.chdir(tmp_path)
     argv = ["run", "--method", "flow-warp", "--track", "semi", "--gt", str(tiny_root), "--dataset", "davis2017",
             "--leaderboard-dir", str(tmp_path / "boards"), "--no-progress", "--threads", "2"]
@@ -407,3 +407,6 @@ def test_cli_run_segments_sequences_in_parallel(tiny_root, tmp_path, monkeypatch
     assert record["jobs"] == 2
     one = json.loads((tmp_path / "one" / "run.json").read_text())
     assert record["summary"] == one["summary"]
+    assert main(argv + ["--out", str(tmp_path / "three"), "--jobs", "0"]) == 2
+    assert "--jobs 0 means nothing" in caplog.text
+    assert not (tmp_path / "three").exists()

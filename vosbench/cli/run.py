@@ -90,6 +90,8 @@ def run(args: argparse.Namespace) -> int:
     from vosbench.tracks import EvalParams, evaluate_dataset
     from vosbench.tracks.parallel import joblib_backend
 
+    if args.jobs == 0:
+        raise VosbenchError("--jobs 0 means nothing: pass a number of workers, or -1 for one per core.")
     dataset, dataset_name = _open(args)
     device = resolve_device(args.device)
     threads = configure_threads(args.threads)
