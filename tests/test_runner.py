@@ -410,3 +410,61 @@ def test_cli_run_segments_sequences_in_parallel(tiny_root, tmp_path, monkeypatch
     assert main(argv + ["--out", str(tmp_path / "three"), "--jobs", "0"]) == 2
     assert "--jobs 0 means nothing" in caplog.text
     assert not (tmp_path / "three").exists()
+
+
+class SizeRecorder(Recorder):
+    """Recorder that also keeps the shape of every frame and given mask it was shown."""
+
+    name = "size-recorder"
+
+    def segment(self, video):
+        self.shapes = {np.asarray(video.frames[t]).shape[:2] for t in range(len(video.frame_names))}
+        self.given_shapes = {m.shape for m in video.given_masks.values()}
+        yield from super().segment(video)
+
+
+def test_input_height_gives_the_method_smaller_frames_and_writes_masks_at_the_annotations_size(tiny, tmp_path,
+                                                                                               caplog):
+    method = SizeRecorder()
+    record = segment_dataset(method, tiny, tmp_path / "half", track="semi", progress=False,
+                             input_height=TINY.height // 2)
+    assert method.shapes == {(TINY.height // 2, TINY.width // 2)} == method.given_shapes
+    assert record.input_height == TINY.height // 2
+    seq = tiny.sequence_names()[0]
+    written = read_mask(tmp_path / "half" / seq / "00000.png")
+    gt = tiny.read_annotation(seq, "00000")
+    assert written.shape == gt.shape
+    # The given mask went down and back up by nearest neighbour: the same objects, nearly the same pixels.
+    assert set(np.unique(written)) <= set(np.unique(gt)) | {0}
+    assert (written == np.where(gt == 255, 0, gt)).mean() > 0.9
+    assert json.loads((tmp_path / "half" / seq / MARKER_NAME).read_text())["input_height"] == TINY.height // 2
+
+    # Masks made at another input size are never reused.
+    with caplog.at_level(logging.WARNING, logger="vosbench"):
+        full = segment_dataset(SizeRecorder(), tiny, tmp_path / "half", track="semi", progress=False)
+    assert "input height" in caplog.text and full.seconds > 0
+    # Frames are never enlarged for a method.
+    bigger = SizeRecorder()
+    segment_dataset(bigger, tiny, tmp_path / "big", track="semi", progress=False, input_height=TINY.height * 2)
+    assert bigger.shapes == {(TINY.height, TINY.width)}
+
+
+def test_cli_run_at_240p_on_480p_annotations(tmp_path, monkeypatch):
+    """DAVIS downloads have no 240p annotations: --resolution 240p runs the method on 240-row frames
+    and scores its masks, scaled back to 480 rows, against the 480p annotations."""
+    params = SyntheticParams(n_sequences=2, n_frames=4, height=480, width=640, max_objects=1)
+    root = generate_dataset(tmp_path / "big", seed=1, params=params)
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", "--method", "flow-warp", "--gt", str(root), "--dataset", "davis2017", "--no-progress",
+            "--leaderboard-dir", str(tmp_path / "boards"), "--threads", "1"]
+    assert main(argv + ["--out", str(tmp_path / "r480")]) == 0
+    assert main(argv + ["--out", str(tmp_path / "r240"), "--resolution", "240p"]) == 0
+    small = json.loads((tmp_path / "r240" / "run.json").read_text())
+    assert small["input_height"] == 240 and small["resolution"] == "480p"
+    assert small["options"]["input_resolution"] == "240p"
+    masks = list((tmp_path / "r240" / "masks").rglob("*.png"))
+    assert masks and all(read_mask(p).shape == (480, 640) for p in masks)
+    assert 0.3 < small["summary"]["J&F-Mean"] <= 1
+    # Both rows stay on the leaderboard, told apart by their options.
+    board = pd.read_csv(tmp_path / "boards" / "davis2017-val-semi.csv")
+    assert len(board) == 2 and board["options"].str.contains("input_resolution").sum() == 1

@@ -37,7 +37,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--split", default="val")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--resolution", default="480p", choices=["480p", "240p", "Full-Resolution"],
-                        help="which Annotations/JPEGImages resolution folder to use")
+                        help="which Annotations/JPEGImages resolution folder to use; 240p on a DAVIS dataset "
+                             "without 240p annotations: the method works on 240-row frames and its masks are "
+                             "scored, scaled back, against the 480p annotations")
     parser.add_argument("--out", type=Path, default=None,
                         help="run folder (default: runs/<method>-<dataset>-<split>-<track>); masks go to <out>/masks")
     parser.add_argument("--seed", type=int, default=0, help="seed of the embedded synthetic dataset")
@@ -61,8 +63,26 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+# Resolutions a method can be run at where the dataset has no annotations of that size (the
+# official DAVIS downloads have 480p and full resolution only): the method gets frames of that
+# many rows (the dataset's own frames of that size when it has them) and its masks are scored,
+# scaled back, against the 480p annotations.
+INPUT_HEIGHTS = {"240p": 240}
+
+
+def _resolutions(kind: DatasetKind, root: Path, resolution: str) -> tuple[str, int | None, dict]:
+    """(annotations' resolution, rows of the method's frames or None, dataset options) for --resolution."""
+    if (kind in (DatasetKind.DAVIS2016, DatasetKind.DAVIS2017) and resolution in INPUT_HEIGHTS
+            and not (root / "Annotations" / resolution).is_dir() and (root / "Annotations" / "480p").is_dir()):
+        log.info("no %s annotations in %s: the method works on %d-row frames, scored against the 480p "
+                 "annotations (masks scaled back)", resolution, root, INPUT_HEIGHTS[resolution])
+        return "480p", INPUT_HEIGHTS[resolution], {"image_resolution": resolution}
+    return resolution, None, {}
+
+
 def _open(args: argparse.Namespace):
-    """The dataset and its name in file names and leaderboards."""
+    """The dataset, its name in file names and leaderboards, and the rows of the method's frames
+    (None: the annotations' own)."""
     unsupervised = args.track is Track.UNSUPERVISED
     if args.gt is None:
         if args.dataset not in (None, DatasetKind.DAVIS2017):
@@ -71,13 +91,15 @@ def _open(args: argparse.Namespace):
         from vosbench.io.synthetic import default_dataset_root
 
         root = default_dataset_root(seed=args.seed)
-        dataset = open_dataset(DatasetKind.DAVIS2017, root, split=args.split, resolution=args.resolution,
-                               unsupervised=unsupervised)
+        resolution, input_height, extra = _resolutions(DatasetKind.DAVIS2017, root, args.resolution)
+        dataset = open_dataset(DatasetKind.DAVIS2017, root, split=args.split, resolution=resolution,
+                               unsupervised=unsupervised, **extra)
         name = "synthetic" if args.seed == 0 else f"synthetic-seed{args.seed}"
-        return dataset, name
+        return dataset, name, input_height
     kind = args.dataset or DatasetKind.DAVIS2017
-    dataset = open_dataset(kind, args.gt, split=args.split, resolution=args.resolution, unsupervised=unsupervised)
-    return dataset, kind.value
+    resolution, input_height, extra = _resolutions(kind, args.gt, args.resolution)
+    dataset = open_dataset(kind, args.gt, split=args.split, resolution=resolution, unsupervised=unsupervised, **extra)
+    return dataset, kind.value, input_height
 
 
 def run(args: argparse.Namespace) -> int:
@@ -92,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs == 0:
         raise VosbenchError("--jobs 0 means nothing: pass a number of workers, or -1 for one per core.")
-    dataset, dataset_name = _open(args)
+    dataset, dataset_name, input_height = _open(args)
     device = resolve_device(args.device)
     threads = configure_threads(args.threads)
     cv2.setNumThreads(threads)
@@ -116,8 +138,12 @@ def run(args: argparse.Namespace) -> int:
     log.info("%s on %s (%s, %d threads) -> %s", args.method, dataset.describe(), device, threads, masks)
     record = segment_dataset(method, dataset, masks, track=args.track, resume=args.resume, progress=args.progress,
                              jobs=args.jobs, method_factory=factory, threads_per_job=threads_per_job,
-                             backend=args.backend, scheduler=args.scheduler)
-    record = replace(record, dataset=dataset_name, split=args.split, resolution=args.resolution)
+                             backend=args.backend, scheduler=args.scheduler, input_height=input_height)
+    record = replace(record, dataset=dataset_name, split=args.split, resolution=dataset.resolution
+                     if hasattr(dataset, "resolution") else args.resolution)
+    if input_height is not None:
+        # Part of the row's options, so that it sits beside the row of the same method at full size.
+        record = replace(record, options={**record.options, "input_resolution": args.resolution})
 
     params = EvalParams.official(args.track, dataset=args.dataset)
     result = evaluate_dataset(dataset, masks, params, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,

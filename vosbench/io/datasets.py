@@ -142,8 +142,9 @@ class DavisDataset(Dataset):
         return self.root / self.annotations / self.resolution / sequence
 
     def image_dir(self, sequence: str) -> Path:
-        order = [self._image_resolution] if self._image_resolution else [self.resolution] + [
-            r for r in RESOLUTIONS if r != self.resolution]
+        # The preferred frames first (image_resolution, else the annotations'), then any other.
+        preferred = [r for r in (self._image_resolution, self.resolution) if r]
+        order = list(dict.fromkeys(preferred + [r for r in RESOLUTIONS if r not in preferred]))
         for res in order:
             folder = self.root / "JPEGImages" / res / sequence
             if folder.is_dir():

@@ -12,6 +12,10 @@ method took, so that
 Timing covers only the method's own work (producing each mask, which includes
 reading the frames it asks for), not writing the PNGs.
 
+With ``input_height`` the method is given frames (and first-frame masks) scaled to that many
+rows, and its masks are scaled back (nearest neighbour) to the annotations' grid before they are
+written, so they are scored, and stay usable, as any DAVIS result.
+
 With ``jobs`` > 1 the sequences are segmented in parallel by one joblib call (any joblib
 backend: loky processes here, Dask on a cluster); each worker builds its own copy of the
 method once, from a picklable factory, with its share of the threads.
@@ -65,6 +69,7 @@ class RunRecord:
     vosbench_version: str
     options: dict = field(default_factory=dict)
     jobs: int = 1          # workers segmenting sequences at once (seconds are still each sequence's own)
+    input_height: int | None = None   # rows of the frames the method was given (None: the annotations')
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -143,8 +148,11 @@ def _check_mask(mask: Any, shape: tuple[int, int], method: Method, sequence: str
     return mask
 
 
-def _segment_sequence(method: Method, video: Video, out: Path) -> float:
-    """Run the method over one video, write its masks; return the seconds the method took."""
+def _segment_sequence(method: Method, video: Video, out: Path, write_size: tuple[int, int] | None = None) -> float:
+    """Run the method over one video, write its masks (scaled to `write_size`, nearest neighbour,
+    when given); return the seconds the method took."""
+    import cv2
+
     shape = video.size
     n_frames = len(video.frame_names)
     seconds = 0.0
@@ -162,6 +170,8 @@ def _segment_sequence(method: Method, video: Video, out: Path) -> float:
             raise VosbenchError(f"method {method.name!r} returned more masks than the {n_frames} frames of "
                                 f"{video.name!r}.")
         mask = _check_mask(mask, shape, method, video.name, produced)
+        if write_size is not None and mask.shape != write_size:
+            mask = cv2.resize(mask, (write_size[1], write_size[0]), interpolation=cv2.INTER_NEAREST)
         write_mask(out / f"{video.frame_names[produced]}.png", mask)
         produced += 1
     if produced != n_frames:
@@ -170,8 +180,21 @@ def _segment_sequence(method: Method, video: Video, out: Path) -> float:
     return seconds
 
 
-def _frame_reader(dataset: Dataset, sequence: str):
-    """Frames on the grid of the sequence's annotations.
+def _annotation_size(dataset: Dataset, sequence: str) -> tuple[int, int]:
+    return dataset.read_annotation(sequence, dataset.annotated_frames(sequence)[0]).shape[:2]
+
+
+def _input_size(annotation_size: tuple[int, int], input_height: int | None) -> tuple[int, int]:
+    """The grid the method works on: the annotations', or `input_height` rows at their aspect ratio
+    when that is smaller (frames are never enlarged for a method)."""
+    height, width = annotation_size
+    if input_height is None or input_height >= height:
+        return height, width
+    return input_height, max(1, round(width * input_height / height))
+
+
+def _frame_reader(dataset: Dataset, sequence: str, size: tuple[int, int] | None = None):
+    """Frames on the grid of the sequence's annotations (or on `size`).
 
     A method answers on the frames' grid and is scored on the annotations', so the two must
     agree. They differ when a dataset holds the frames at another resolution than its masks
@@ -180,7 +203,7 @@ def _frame_reader(dataset: Dataset, sequence: str):
     """
     import cv2
 
-    height, width = dataset.read_annotation(sequence, dataset.annotated_frames(sequence)[0]).shape[:2]
+    height, width = size or _annotation_size(dataset, sequence)
     told = []
 
     def read(name: str) -> np.ndarray:
@@ -188,8 +211,9 @@ def _frame_reader(dataset: Dataset, sequence: str):
         if frame.shape[:2] == (height, width):
             return frame
         if not told:
-            log.info("%s: frames are %dx%d, annotations %dx%d; frames resized to the annotations", sequence,
-                     frame.shape[1], frame.shape[0], width, height)
+            # Asked for (input_height) is routine; frames stored at another size than the masks are news.
+            log.log(logging.DEBUG if size else logging.INFO, "%s: frames are %dx%d, the method works at %dx%d; "
+                    "frames resized", sequence, frame.shape[1], frame.shape[0], width, height)
             told.append(True)
         smaller = frame.shape[0] > height
         return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if smaller else cv2.INTER_LINEAR)
@@ -198,7 +222,7 @@ def _frame_reader(dataset: Dataset, sequence: str):
 
 
 def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[str], folder: Path, track: Track,
-                      identity: dict[str, Any]) -> tuple[float, int]:
+                      identity: dict[str, Any], input_height: int | None = None) -> tuple[float, int]:
     """Segment one sequence into `folder` and write its completion marker; (seconds, objects)."""
     # A stale or partial sequence: drop its marker first, so a crash now leaves it unfinished.
     (folder / MARKER_NAME).unlink(missing_ok=True)
@@ -212,11 +236,18 @@ def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[s
     else:
         given, object_ids = {}, []
         count = _count_objects(dataset, seq)
-    video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq), frames), frame_names=list(frames),
+    annotation_size = _annotation_size(dataset, seq)
+    size = _input_size(annotation_size, input_height)
+    if size != annotation_size:
+        import cv2
+
+        given = {t: cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for t, m in given.items()}
+    video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq, size), frames), frame_names=list(frames),
                   given_masks=given, object_ids=object_ids)
-    took = _segment_sequence(method, video, folder)
+    took = _segment_sequence(method, video, folder, write_size=annotation_size if size != annotation_size else None)
     atomic_write(folder / MARKER_NAME, json.dumps({
         "format": MARKER_FORMAT, "identity": identity, "track": track.value, "frames": list(frames),
+        "input_height": input_height,
         "seconds": took, "n_objects": count, "device": str(method.device),
         "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}, indent=1) + "\n")
     log.debug("%s: %d frames in %.3f s", seq, len(frames), took)
@@ -238,19 +269,21 @@ def _worker_method(factory: Callable[[], Method], threads: int | None) -> Method
 
 
 def _segment_task(factory: Callable[[], Method], threads: int | None, dataset: Dataset, seq: str,
-                  frames: list[str], folder: Path, track: Track, identity: dict[str, Any]) -> tuple[str, float, int]:
+                  frames: list[str], folder: Path, track: Track, identity: dict[str, Any],
+                  input_height: int | None) -> tuple[str, float, int]:
     method = _worker_method(factory, threads)
     if method_identity(method) != identity:
         raise VosbenchError(f"a worker built {method_identity(method)} but the run is of {identity}: the method "
                             f"factory must build the same method with the same options.")
-    took, count = _segment_and_mark(method, dataset, seq, frames, folder, track, identity)
+    took, count = _segment_and_mark(method, dataset, seq, frames, folder, track, identity, input_height)
     return seq, took, count
 
 
 def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, track: Track | str,
                     resume: bool = True, progress: bool = True, jobs: int = 1,
                     method_factory: Callable[[], Method] | None = None, threads_per_job: int | None = None,
-                    backend: str | None = None, scheduler: str | None = None) -> RunRecord:
+                    backend: str | None = None, scheduler: str | None = None,
+                    input_height: int | None = None) -> RunRecord:
     """Segment every sequence of `dataset` with `method` into `out_dir`, resuming finished sequences.
 
     track: the protocol the method runs under; semi-supervised methods are given
@@ -262,6 +295,8 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         `registry.load_method`; it must build a method identical to `method`), set to
         `threads_per_job` torch threads (None: the worker's default), on joblib's `backend`
         (None: loky processes; "dask" with `scheduler`).
+    input_height: give the method frames of this many rows (e.g. 240 for a laptop's CPU), its
+        masks scaled back to the annotations' grid; None: frames on the annotations' grid.
     """
     from vosbench import __version__
 
@@ -288,14 +323,16 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         if not resume:
             continue
         same = (marker.get("format") == MARKER_FORMAT and marker.get("identity") == identity
-                and marker.get("track") == track.value and marker.get("frames") == frame_lists[seq])
+                and marker.get("track") == track.value and marker.get("frames") == frame_lists[seq]
+                and marker.get("input_height") == input_height)
         if same:
             done[seq] = marker
         else:
-            log.warning("%s: masks there were made by %s %s (track %s); recomputing them with %s %s",
-                        out / seq, marker.get("identity", {}).get("method", "?"),
+            log.warning("%s: masks there were made by %s %s (track %s, input height %s); recomputing them "
+                        "with %s %s (input height %s)", out / seq, marker.get("identity", {}).get("method", "?"),
                         json.dumps(marker.get("identity", {}).get("options", {})), marker.get("track", "?"),
-                        identity["method"], json.dumps(identity["options"]))
+                        marker.get("input_height"), identity["method"], json.dumps(identity["options"]),
+                        input_height)
     todo = [seq for seq in sequences if seq not in done]
     if done:
         log.info("resuming: %d of %d sequences already segmented by %s in %s; segmenting the remaining %d%s",
@@ -315,7 +352,8 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
             for seq in todo:
                 if bar is not None:
                     bar.set_postfix_str(seq)
-                took, count = _segment_and_mark(method, dataset, seq, frame_lists[seq], out / seq, track, identity)
+                took, count = _segment_and_mark(method, dataset, seq, frame_lists[seq], out / seq, track, identity,
+                                                input_height)
                 seconds += took
                 n_objects += count
                 if bar is not None:
@@ -327,7 +365,7 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
                 workers = effective_n_jobs(jobs)
                 finished = parallel_runner(jobs)(
                     delayed(_segment_task)(method_factory, threads_per_job, dataset, seq, frame_lists[seq], out / seq,
-                                           track, identity) for seq in todo)
+                                           track, identity, input_height) for seq in todo)
                 for seq, took, count in finished:
                     seconds += took
                     n_objects += count
@@ -343,4 +381,5 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         resolution=str(getattr(dataset, "resolution", "")), device=str(method.device), n_sequences=len(sequences),
         n_frames=n_frames, n_objects=n_objects, seconds=seconds,
         seconds_per_frame=seconds / n_frames if n_frames else float("nan"), masks_dir=str(out), started=started,
-        vosbench_version=__version__, options=_jsonable(method.options), jobs=workers)
+        vosbench_version=__version__, options=_jsonable(method.options), jobs=workers,
+        input_height=input_height)
