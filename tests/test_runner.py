@@ -87,7 +87,7 @@ def test_semi_methods_get_each_object_on_its_first_frame_without_void(tmp_path):
     assert set(np.unique(written)) == {0, 1, 2}
 
 
-def test_frames_at_another_resolution_than_the_masks_are_resized_to_the_masks(tmp_path):
+def test_frames_at_another_resolution_than_the_masks_are_resized_to_the_masks(tmp_path, caplog):
     """DAVIS 2016 train ships 240p frames beside 480p masks: the method sees frames on the masks' grid."""
     import shutil
 
@@ -104,7 +104,9 @@ def test_frames_at_another_resolution_than_the_masks_are_resized_to_the_masks(tm
         Image.fromarray(small).save(low / f"{t:05d}.png")
     shutil.rmtree(tmp_path / "d" / "JPEGImages" / "480p")
     method = Recorder()
-    segment_dataset(method, dataset, tmp_path / "out", track="semi", progress=False)
+    with caplog.at_level(logging.INFO, logger="vosbench"):
+        segment_dataset(method, dataset, tmp_path / "out", track="semi", progress=False)
+    assert "frames are 32x24, the method works at 64x48; frames resized" in caplog.text   # news, so told
     frame = method.videos[0].frames[1]
     assert frame.shape == (48, 64, 3)
     assert frame[20, 30].min() > 150 and frame[40, 5].max() < 50    # the object's pixels where the mask has it

@@ -199,7 +199,7 @@ def _frame_reader(dataset: Dataset, sequence: str, size: tuple[int, int] | None 
     A method answers on the frames' grid and is scored on the annotations', so the two must
     agree. They differ when a dataset holds the frames at another resolution than its masks
     (DAVIS 2016 train frames at 240p beside 480p masks): the frames are then resized to the
-    masks, and the log says so once.
+    masks, and the log says so once per sequence. `size`: the grid asked for (input_height).
     """
     import cv2
 
@@ -238,13 +238,14 @@ def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[s
         count = _count_objects(dataset, seq)
     annotation_size = _annotation_size(dataset, seq)
     size = _input_size(annotation_size, input_height)
-    if size != annotation_size:
+    scaled = size != annotation_size
+    if scaled:
         import cv2
 
         given = {t: cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for t, m in given.items()}
-    video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq, size), frames), frame_names=list(frames),
-                  given_masks=given, object_ids=object_ids)
-    took = _segment_sequence(method, video, folder, write_size=annotation_size if size != annotation_size else None)
+    video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq, size if scaled else None), frames),
+                  frame_names=list(frames), given_masks=given, object_ids=object_ids)
+    took = _segment_sequence(method, video, folder, write_size=annotation_size if scaled else None)
     atomic_write(folder / MARKER_NAME, json.dumps({
         "format": MARKER_FORMAT, "identity": identity, "track": track.value, "frames": list(frames),
         "input_height": input_height,
