@@ -383,7 +383,7 @@ def test_parallel_workers_get_their_share_of_threads(tiny, tmp_path):
     from functools import partial
 
     segment_dataset(ThreadCounter(), tiny, tmp_path / "run", track="semi", progress=False, jobs=2,
-                    method_factory=partial(ThreadCounter), threads_per_job=3)
+                    method_factory=partial(ThreadCounter), threads=6)
     masks = [read_mask(p) for p in (tmp_path / "run").rglob("*.png")]
     assert masks and all((m == 3).all() for m in masks)
 

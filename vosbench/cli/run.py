@@ -110,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
     from vosbench.methods.runner import segment_dataset
     from vosbench.reports.leaderboard import record_run
     from vosbench.tracks import EvalParams, evaluate_dataset
-    from vosbench.tracks.parallel import joblib_backend
 
     if args.jobs == 0:
         raise VosbenchError("--jobs 0 means nothing: pass a number of workers, or -1 for one per core.")
@@ -123,21 +122,14 @@ def run(args: argparse.Namespace) -> int:
     if args.weights is not None:
         options["weights"] = str(args.weights)
     method = load_method(args.method, device=device, **options)
-    # --jobs N: N workers, each building its own copy of the method with its share of the threads
-    # (on a Dask cluster the workers' machines choose their own).
+    # --jobs N: N workers, each building its own copy of the method with its share of the threads.
     factory = partial(load_method, args.method, device=device, **options)
-    threads_per_job = None
-    if args.jobs != 1 and args.backend != "dask":
-        from joblib import effective_n_jobs
-
-        with joblib_backend(args.backend, None):
-            threads_per_job = max(1, threads // effective_n_jobs(args.jobs))
 
     out = args.out or Path("runs") / f"{args.method}-{dataset_name}-{args.split}-{args.track.value}"
     masks = out / "masks"
     log.info("%s on %s (%s, %d threads) -> %s", args.method, dataset.describe(), device, threads, masks)
     record = segment_dataset(method, dataset, masks, track=args.track, resume=args.resume, progress=args.progress,
-                             jobs=args.jobs, method_factory=factory, threads_per_job=threads_per_job,
+                             jobs=args.jobs, method_factory=factory, threads=threads,
                              backend=args.backend, scheduler=args.scheduler, input_height=input_height)
     record = replace(record, dataset=dataset_name, split=args.split, resolution=dataset.resolution
                      if hasattr(dataset, "resolution") else args.resolution)

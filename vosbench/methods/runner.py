@@ -193,17 +193,18 @@ def _input_size(annotation_size: tuple[int, int], input_height: int | None) -> t
     return input_height, max(1, round(width * input_height / height))
 
 
-def _frame_reader(dataset: Dataset, sequence: str, size: tuple[int, int] | None = None):
-    """Frames on the grid of the sequence's annotations (or on `size`).
+def _frame_reader(dataset: Dataset, sequence: str, size: tuple[int, int], asked: bool = False):
+    """Frames on the grid `size` the method works on: the sequence's annotations' grid, or the
+    smaller one asked for (`asked`, input_height).
 
     A method answers on the frames' grid and is scored on the annotations', so the two must
     agree. They differ when a dataset holds the frames at another resolution than its masks
     (DAVIS 2016 train frames at 240p beside 480p masks): the frames are then resized to the
-    masks, and the log says so once per sequence. `size`: the grid asked for (input_height).
+    masks, and the log says so once per sequence.
     """
     import cv2
 
-    height, width = size or _annotation_size(dataset, sequence)
+    height, width = size
     told = []
 
     def read(name: str) -> np.ndarray:
@@ -212,7 +213,7 @@ def _frame_reader(dataset: Dataset, sequence: str, size: tuple[int, int] | None 
             return frame
         if not told:
             # Asked for (input_height) is routine; frames stored at another size than the masks are news.
-            log.log(logging.DEBUG if size else logging.INFO, "%s: frames are %dx%d, the method works at %dx%d; "
+            log.log(logging.DEBUG if asked else logging.INFO, "%s: frames are %dx%d, the method works at %dx%d; "
                     "frames resized", sequence, frame.shape[1], frame.shape[0], width, height)
             told.append(True)
         smaller = frame.shape[0] > height
@@ -243,7 +244,7 @@ def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[s
         import cv2
 
         given = {t: cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for t, m in given.items()}
-    video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq, size if scaled else None), frames),
+    video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq, size, asked=scaled), frames),
                   frame_names=list(frames), given_masks=given, object_ids=object_ids)
     took = _segment_sequence(method, video, folder, write_size=annotation_size if scaled else None)
     atomic_write(folder / MARKER_NAME, json.dumps({
@@ -282,7 +283,7 @@ def _segment_task(factory: Callable[[], Method], threads: int | None, dataset: D
 
 def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, track: Track | str,
                     resume: bool = True, progress: bool = True, jobs: int = 1,
-                    method_factory: Callable[[], Method] | None = None, threads_per_job: int | None = None,
+                    method_factory: Callable[[], Method] | None = None, threads: int | None = None,
                     backend: str | None = None, scheduler: str | None = None,
                     input_height: int | None = None) -> RunRecord:
     """Segment every sequence of `dataset` with `method` into `out_dir`, resuming finished sequences.
@@ -293,9 +294,9 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         options; False recomputes everything.
     jobs: sequences segmented at once (joblib's n_jobs; -1: one per core). Above 1, each worker
         builds its own method with `method_factory` (picklable, e.g. a functools.partial of
-        `registry.load_method`; it must build a method identical to `method`), set to
-        `threads_per_job` torch threads (None: the worker's default), on joblib's `backend`
-        (None: loky processes; "dask" with `scheduler`).
+        `registry.load_method`; it must build a method identical to `method`), with an equal share
+        of `threads` torch threads (None: the worker's default; on Dask the workers' machines
+        always choose their own), on joblib's `backend` (None: loky processes; "dask" with `scheduler`).
     input_height: give the method frames of this many rows (e.g. 240 for a laptop's CPU), its
         masks scaled back to the annotations' grid; None: frames on the annotations' grid.
     """
@@ -364,6 +365,7 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
 
             with joblib_backend(backend, scheduler):
                 workers = effective_n_jobs(jobs)
+                threads_per_job = max(1, threads // workers) if threads and backend != "dask" else None
                 finished = parallel_runner(jobs)(
                     delayed(_segment_task)(method_factory, threads_per_job, dataset, seq, frame_lists[seq], out / seq,
                                            track, identity, input_height) for seq in todo)
