@@ -147,6 +147,26 @@ def test_training_warm_starts_from_exported_weights(tiny_root, tmp_path):
     assert not torch.equal(a["key.weight"], c["key.weight"])
 
 
+def test_training_more_of_the_encoder_exports_and_loads_those_blocks(tiny_root, tmp_path):
+    config = _config(tiny_root, tmp_path / "deeper", steps=1)
+    config.options["frozen_blocks"] = 3
+    state, meta = load_exported(STM.train(config).weights)
+    assert meta["options"]["frozen_blocks"] == 3
+    assert any(k.startswith("encoder._blocks.3.") for k in state)
+    assert not any(k.startswith("encoder._blocks.2.") or k.startswith("encoder._conv_stem") for k in state)
+    imagenet = STMNet(pretrained_encoder=True).state_dict()
+    weight = "encoder._blocks.3._depthwise_conv.weight"
+    assert not torch.equal(state[weight].float(), imagenet[weight].half().float())   # block 3 trained
+    # A method built from the file runs block 3 with the trained weights, not the ImageNet ones.
+    loaded = load_stm(tmp_path / "deeper" / "final.pt")
+    assert torch.equal(loaded.state_dict()[weight], state[weight].float())
+    for bad in (-1, 6, "3"):
+        config = _config(tiny_root, tmp_path / f"bad{bad}", steps=1)
+        config.options["frozen_blocks"] = bad
+        with pytest.raises(VosbenchError, match="frozen_blocks"):
+            STM.train(config)
+
+
 def test_unknown_training_option_is_refused_before_training(tiny_root, tmp_path):
     config = _config(tiny_root, tmp_path / "typo", steps=1)
     config.options["clip_lenght"] = 5

@@ -162,10 +162,15 @@ class Decoder(nn.Module):
 
 
 class STMNet(nn.Module):
-    def __init__(self, pretrained_encoder: bool = True):
+    def __init__(self, pretrained_encoder: bool = True, frozen_blocks: int = FROZEN_BLOCKS):
+        """frozen_blocks: encoder blocks 0..frozen_blocks-1 (and the stem, always) keep their
+        weights while this network trains; the later blocks train and go into exported weights."""
         super().__init__()
+        if not 0 <= frozen_blocks <= FROZEN_BLOCKS:
+            raise ValueError(f"frozen_blocks must be in 0..{FROZEN_BLOCKS}, got {frozen_blocks}")
+        self.frozen_blocks = int(frozen_blocks)
         self.encoder = EfficientNetLite0(pretrained=pretrained_encoder)
-        self.encoder.freeze(FROZEN_BLOCKS)
+        self.encoder.freeze(self.frozen_blocks)
         # The classifier head is never used: keep it out of training and out of the weights file.
         for module in (self.encoder._blocks[11:], self.encoder._conv_head, self.encoder._bn1, self.encoder._fc):
             for p in module.parameters():
@@ -177,12 +182,18 @@ class STMNet(nn.Module):
     def encode(self, images: torch.Tensor) -> dict[int, torch.Tensor]:
         """uint8 (B, 3, H, W) -> features at strides 4, 8, 16, the frozen prefix without autograd."""
         enc = self.encoder
+
+        def run(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+            cut = min(max(self.frozen_blocks, start), stop)     # blocks before `cut` are frozen
+            with torch.no_grad():
+                x = enc.run_blocks(x, start, cut)
+            return enc.run_blocks(x, cut, stop)
+
         with torch.no_grad():
             x = enc.stem(images)
-            x = enc.run_blocks(x, 0, 3)
-            f4 = x
-            f8 = enc.run_blocks(x, 3, FROZEN_BLOCKS)
-        f16 = enc.run_blocks(f8, FROZEN_BLOCKS, 11)
+        f4 = run(x, 0, 3)
+        f8 = run(f4, 3, 5)
+        f16 = run(f8, 5, 11)
         return {4: f4, 8: f8, 16: f16}
 
     @staticmethod
@@ -497,7 +508,9 @@ class STM(SemiSupervisedMethod):
         Options (`--option KEY=JSON`): clip_length (frames per clip), crop (side), scale (zoom
         range), max_skip ([first, last] largest gap, grown over the run), static_fraction and
         mix_fraction (shares of one-frame clips and of clips with a pasted second object),
-        encoder_lr_scale, warmup (steps), init (an exported final.pt to start from).
+        encoder_lr_scale, warmup (steps), init (an exported final.pt to start from), frozen_blocks
+        (encoder blocks before it keep their ImageNet weights; default 5; fewer train more of the
+        encoder, and the exported weights then hold those blocks too, which `load_stm` reads).
         """
         from vosbench.io.factory import open_dataset
         from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
@@ -508,7 +521,7 @@ class STM(SemiSupervisedMethod):
             configure_threads(config.threads)
         options = {"clip_length": 3, "crop": 192, "scale": (0.8, 2.0), "max_skip": (5, 15),
                    "static_fraction": 0.2, "mix_fraction": 0.3, "encoder_lr_scale": 0.2, "warmup": 50,
-                   "init": None}
+                   "init": None, "frozen_blocks": FROZEN_BLOCKS}
         unknown = sorted(set(config.options) - set(options))
         if unknown:
             raise VosbenchError(f"unknown stm training option(s) {unknown}; known: {sorted(options)}.")
@@ -519,8 +532,12 @@ class STM(SemiSupervisedMethod):
         sampler = ClipSampler(data, clip_length=int(options["clip_length"]), max_skip=options["max_skip"][0],
                               augment=Augment(crop=(crop, crop), scale=tuple(options["scale"])), static_fraction=float(options["static_fraction"]),
                               mix_fraction=float(options["mix_fraction"]), seed=config.seed)
+        frozen_blocks = options["frozen_blocks"]
+        if not isinstance(frozen_blocks, int) or not 0 <= frozen_blocks <= FROZEN_BLOCKS:
+            raise VosbenchError(f"stm training option frozen_blocks must be an integer in 0..{FROZEN_BLOCKS}, "
+                                f"got {frozen_blocks!r}.")
         torch.manual_seed(config.seed)
-        net = STMNet(pretrained_encoder=True)
+        net = STMNet(pretrained_encoder=True, frozen_blocks=frozen_blocks)
         init = options.get("init")
         if init:
             # Warm start: the trained parts from an exported final.pt; the optimiser and the
@@ -561,7 +578,7 @@ class STM(SemiSupervisedMethod):
 
 def stm_trained_keys(net: STMNet) -> list[str]:
     """Every key of the new layers, plus the encoder blocks that train (weights and BN buffers)."""
-    trained_blocks = tuple(f"encoder._blocks.{i}." for i in range(FROZEN_BLOCKS, 11))
+    trained_blocks = tuple(f"encoder._blocks.{i}." for i in range(net.frozen_blocks, 11))
     return [k for k in net.state_dict() if not k.startswith("encoder.") or k.startswith(trained_blocks)]
 
 
