@@ -157,10 +157,10 @@ def test_training_more_of_the_encoder_exports_and_loads_those_blocks(tiny_root, 
     imagenet = STMNet(pretrained_encoder=True).state_dict()
     weight = "encoder._blocks.3._depthwise_conv.weight"
     assert not torch.equal(state[weight].float(), imagenet[weight].half().float())   # block 3 trained
-    # A method built from the file runs block 3 with the trained weights, not the ImageNet ones.
+    # Loading the file, as the method does, gives block 3 the trained weights, not the ImageNet ones.
     loaded = load_stm(tmp_path / "deeper" / "final.pt")
     assert torch.equal(loaded.state_dict()[weight], state[weight].float())
-    for bad in (-1, 6, "3"):
+    for bad in (-1, 6, "3", True):
         config = _config(tiny_root, tmp_path / f"bad{bad}", steps=1)
         config.options["frozen_blocks"] = bad
         with pytest.raises(VosbenchError, match="frozen_blocks"):

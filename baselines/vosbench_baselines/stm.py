@@ -536,7 +536,7 @@ class STM(SemiSupervisedMethod):
                               augment=Augment(crop=(crop, crop), scale=tuple(options["scale"])), static_fraction=float(options["static_fraction"]),
                               mix_fraction=float(options["mix_fraction"]), seed=config.seed)
         frozen_blocks = options["frozen_blocks"]
-        if not isinstance(frozen_blocks, int) or not 0 <= frozen_blocks <= FROZEN_BLOCKS:
+        if type(frozen_blocks) is not int or not 0 <= frozen_blocks <= FROZEN_BLOCKS:   # not bool
             raise VosbenchError(f"stm training option frozen_blocks must be an integer in 0..{FROZEN_BLOCKS}, "
                                 f"got {frozen_blocks!r}.")
         torch.manual_seed(config.seed)
