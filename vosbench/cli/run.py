@@ -131,8 +131,8 @@ def run(args: argparse.Namespace) -> int:
     record = segment_dataset(method, dataset, masks, track=args.track, resume=args.resume, progress=args.progress,
                              jobs=args.jobs, method_factory=factory, threads=threads,
                              backend=args.backend, scheduler=args.scheduler, input_height=input_height)
-    record = replace(record, dataset=dataset_name, split=args.split, resolution=dataset.resolution
-                     if hasattr(dataset, "resolution") else args.resolution)
+    # The record names the annotations' resolution (480p in the 240p-input mode) where the dataset has one.
+    record = replace(record, dataset=dataset_name, split=args.split, resolution=record.resolution or args.resolution)
     if input_height is not None:
         # Part of the row's options, so that it sits beside the row of the same method at full size.
         record = replace(record, options={**record.options, "input_resolution": args.resolution})
