@@ -165,6 +165,7 @@ def test_training_more_of_the_encoder_exports_and_loads_those_blocks(tiny_root, 
         config.options["frozen_blocks"] = bad
         with pytest.raises(VosbenchError, match="frozen_blocks"):
             STM.train(config)
+        assert not (tmp_path / f"bad{bad}" / "final.pt").exists()
 
 
 def test_unknown_training_option_is_refused_before_training(tiny_root, tmp_path):

@@ -529,16 +529,16 @@ class STM(SemiSupervisedMethod):
         if unknown:
             raise VosbenchError(f"unknown stm training option(s) {unknown}; known: {sorted(options)}.")
         options.update(config.options)
+        frozen_blocks = options["frozen_blocks"]
+        if type(frozen_blocks) is not int or not 0 <= frozen_blocks <= FROZEN_BLOCKS:   # not bool
+            raise VosbenchError(f"stm training option frozen_blocks must be an integer in 0..{FROZEN_BLOCKS}, "
+                                f"got {frozen_blocks!r}.")
         dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
         data = TrainingFrames(dataset)
         crop = int(options["crop"])
         sampler = ClipSampler(data, clip_length=int(options["clip_length"]), max_skip=options["max_skip"][0],
                               augment=Augment(crop=(crop, crop), scale=tuple(options["scale"])), static_fraction=float(options["static_fraction"]),
                               mix_fraction=float(options["mix_fraction"]), seed=config.seed)
-        frozen_blocks = options["frozen_blocks"]
-        if type(frozen_blocks) is not int or not 0 <= frozen_blocks <= FROZEN_BLOCKS:   # not bool
-            raise VosbenchError(f"stm training option frozen_blocks must be an integer in 0..{FROZEN_BLOCKS}, "
-                                f"got {frozen_blocks!r}.")
         torch.manual_seed(config.seed)
         net = STMNet(pretrained_encoder=True, frozen_blocks=frozen_blocks)
         init = options.get("init")
