@@ -24,8 +24,9 @@ import torch.nn.functional as F
 
 from vosbench.methods.base import Video
 from vosbench_baselines.encoder import Conv2dSame
-from vosbench_baselines.osvos import (OSVOS, FinetuneConfig, SegNet, labels_from_logits,
-                                      resize_short_side, to_tensor)
+from vosbench_baselines.osvos import OSVOS
+from vosbench_baselines.single_frame import (FinetuneConfig, SegNet, labels_from_logits, resize_short_side,
+                                             to_tensor, train_single_frame)
 from vosbench_baselines.reference import FlowWarp
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,16 @@ class MaskTrackNet(SegNet):
 
     def trained_keys(self) -> list[str]:
         return super().trained_keys()
+
+    def training_extra(self, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Training feeds the ground truth deformed (`deform_mask`) as the previous frame's prediction."""
+        return deform_mask(mask, rng)
+
+    def param_groups(self, learning_rate: float) -> list[dict[str, Any]]:
+        params = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("mask_stem")]
+        # The zero-initialised mask stem starts from nothing: it learns ten times faster.
+        return [{"params": params, "lr": learning_rate, "lr_scale": 1.0},
+                {"params": list(self.mask_stem.parameters()), "lr": learning_rate * 10, "lr_scale": 10.0}]
 
 
 def deform_mask(mask: np.ndarray, rng: np.random.Generator, shift: float = 0.1, scale: float = 0.1,
@@ -155,8 +166,7 @@ class MaskTrack(OSVOS):
         self.options.update(warp_prior=self.warp_prior, prior_dilation=self.prior_dilation,
                             flow_stream=self.flow_stream)
 
-    def build_network(self) -> MaskTrackNet:
-        return MaskTrackNet(pretrained=self.pretrained)
+    network_class: ClassVar[type[SegNet]] = MaskTrackNet
 
     # The prior channel is what MaskTrack learns from, so even an empty first mask is fine-tuned on.
     finetune_empty_masks: ClassVar[bool] = True
@@ -194,7 +204,7 @@ class MaskTrack(OSVOS):
             gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY) if flow_warp is not None else None
             motion = None
             if self.flow_stream:
-                motion = to_tensor(flow_magnitude_image(flow_warp.flow_field(gray, previous_gray)), self._device)
+                motion = to_tensor(flow_magnitude_image(flow_warp.flow_field(gray, previous_gray)), self.torch_device)
             if self.warp_prior:
                 # Each object's previous mask moved along the flow to where the object now is.
                 labels = np.zeros(small, np.uint8)
@@ -203,11 +213,11 @@ class MaskTrack(OSVOS):
                 moved = flow_warp.propagate(labels, label_ids, previous_gray, gray)
                 previous = {i: (moved == i).astype(np.uint8) for i in ids}
             previous_gray = gray
-            x = to_tensor(frame, self._device)
+            x = to_tensor(frame, self.torch_device)
             scores = []
             for object_id, net in networks:
                 mask = dilate_by_size(previous[object_id], self.prior_dilation)
-                prior = torch.from_numpy(mask.astype(np.float32))[None, None].to(self._device)
+                prior = torch.from_numpy(mask.astype(np.float32))[None, None].to(self.torch_device)
                 score = net(x, prior)[0, 0]
                 if motion is not None:   # the streams' probabilities averaged, back to a logit
                     motion_score = flow_networks[object_id](motion, prior)[0, 0]
@@ -223,6 +233,4 @@ class MaskTrack(OSVOS):
     @classmethod
     def train(cls, config) -> Any:
         """`vosbench train --method masktrack`: train on single frames with deformed masks; writes <out>/final.pt."""
-        from vosbench_baselines.osvos import train_single_frame
-
-        return train_single_frame(cls.name, config)
+        return train_single_frame(cls, config)

@@ -35,6 +35,7 @@ import math
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,7 +43,8 @@ from torch import nn
 
 from vosbench.errors import InputError
 from vosbench.methods.base import SemiSupervisedMethod, Video
-from vosbench.methods.device import configure_threads, resolve_device
+from vosbench.methods.device import prepare_torch
+from vosbench_baselines.single_frame import class_balanced_bce, labels_from_logits
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +152,7 @@ class _Refine(nn.Module):
 
     def forward(self, f, coarser):
         s = self.ResFS(self.convFS(f))
-        return self.ResMM(s + F.interpolate(coarser, size=s.shape[-2:], mode="bilinear", align_corners=False))
+        return self.ResMM(s + F.interpolate(coarser, scale_factor=2, mode="bilinear", align_corners=False))
 
 
 class _Decoder(nn.Module):
@@ -191,8 +193,29 @@ class _Memory(nn.Module):
         return torch.cat([read, q_value], dim=1)
 
 
+# The authors' DAVIS loader holds K = 11 channels (background and objects 1..10) whatever the
+# video's object count: soft aggregation and the softmax run over all of them, the unused ones
+# adding clamp(0) = 1e-7 odds each. vosbench uses max(11, objects + 1).
+STM_CHANNELS = 11
+
+
+def pad_divide_by(tensors: list[torch.Tensor], d: int = 16) -> tuple[list[torch.Tensor], tuple[int, int, int, int]]:
+    """Zero-pad the last two dims up to a multiple of `d`, half on each side (the odd pixel on the
+    right/bottom), as the authors' ``helpers.pad_divide_by``; returns the pad (left, right, top, bottom)."""
+    h, w = tensors[0].shape[-2:]
+    ph, pw = (-h) % d, (-w) % d
+    pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+    return [F.pad(t, pad) for t in tensors], pad
+
+
+def unpad(t: torch.Tensor, pad: tuple[int, int, int, int]) -> torch.Tensor:
+    left, right, top, bottom = pad
+    h, w = t.shape[-2:]
+    return t[..., top:h - bottom, left:w - right]
+
+
 class STMOfficialNet(nn.Module):
-    """STM with the released checkpoint's module names."""
+    """STM with the released checkpoint's module names, computing as the authors' ``model.py``."""
 
     def __init__(self):
         super().__init__()
@@ -203,29 +226,49 @@ class STMOfficialNet(nn.Module):
         self.Memory = _Memory()
         self.Decoder = _Decoder(256)
 
-    def memorize(self, frame, object_probs):
-        """Keys/values of one frame: frame (1,3,H,W) in [0,1]; object_probs (O,H,W) -> ((O,128,1,h,w), ...)."""
-        n = object_probs.shape[0]
-        total = object_probs.sum(0, keepdim=True)
-        others = (total - object_probs).clamp(0, 1)
-        r4, _, _ = self.Encoder_M(frame.expand(n, -1, -1, -1), object_probs, others)
+    def memorize(self, frame: torch.Tensor, masks: torch.Tensor, num_objects: int):
+        """Keys and values of one frame.
+
+        frame: (1, 3, H, W) in [0, 1]; masks: (1, K, H, W) probabilities, background first, then
+        objects 1..num_objects. Returns ((O, 128, 1, h, w), (O, 512, 1, h, w)) for the objects.
+        Each object's "others" channel is the sum of the other objects' probabilities (those before
+        it, plus those after it) clipped to [0, 1], and the frame is copied once per object.
+        """
+        (frame, masks), _ = pad_divide_by([frame, masks])
+        frames, objects, others = [], [], []
+        for o in range(1, num_objects + 1):
+            frames.append(frame)
+            objects.append(masks[:, o])
+            others.append((torch.sum(masks[:, 1:o], dim=1) + torch.sum(masks[:, o + 1:num_objects + 1], dim=1))
+                          .clamp(0, 1))
+        r4, _, _ = self.Encoder_M(torch.cat(frames, dim=0), torch.cat(objects, dim=0), torch.cat(others, dim=0))
         k, v = self.KV_M_r4(r4)
         return k.unsqueeze(2), v.unsqueeze(2)
 
-    def segment(self, frame, keys, values):
-        """Per-object foreground probability (O,H,W) of a frame given the memory."""
+    def segment(self, frame: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                channels: int = STM_CHANNELS) -> torch.Tensor:
+        """(1, K, H, W) soft-aggregated logits of a frame (1, 3, H, W) given the memory (O, D, T, h, w)."""
         n = keys.shape[0]
+        [frame], pad = pad_divide_by([frame])
         r4, r3, r2 = self.Encoder_Q(frame)
         k4, v4 = self.KV_Q_r4(r4)
         m4 = self.Memory(keys, values, k4.expand(n, -1, -1, -1), v4.expand(n, -1, -1, -1))
         logits = self.Decoder(m4, r3.expand(n, -1, -1, -1), r2.expand(n, -1, -1, -1))
-        return F.softmax(logits, dim=1)[:, 1]
+        probs = F.softmax(logits, dim=1)[:, 1]
+        return unpad(soft_aggregate(probs, channels), pad)
 
 
-def soft_aggregate(probs: torch.Tensor) -> torch.Tensor:
-    """STM's soft aggregation: (O,H,W) independent probabilities -> (O+1,H,W) logits, background first."""
-    bg = torch.prod(1 - probs, dim=0, keepdim=True)
-    em = torch.cat([bg, probs], dim=0).clamp(1e-7, 1 - 1e-7)
+def soft_aggregate(probs: torch.Tensor, channels: int = STM_CHANNELS) -> torch.Tensor:
+    """STM's soft aggregation: (O, H, W) independent probabilities -> (1, K, H, W) logits.
+
+    Channel 0 is the background (the product of the objects' 1 - p), channels 1..O the objects,
+    the rest (up to `channels`) empty; every odds is clamped to [1e-7, 1 - 1e-7] before the log.
+    """
+    n, h, w = probs.shape
+    em = torch.zeros(1, max(channels, n + 1), h, w, dtype=probs.dtype, device=probs.device)
+    em[0, 0] = torch.prod(1 - probs, dim=0)
+    em[0, 1:n + 1] = probs
+    em = torch.clamp(em, 1e-7, 1 - 1e-7)
     return torch.log(em / (1 - em))
 
 
@@ -408,9 +451,20 @@ def load_official_state(net: nn.Module, path: str | Path) -> None:
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise InputError(path, "holds no state dict.", "Pass the authors' released .pth file.")
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise InputError(path, "holds something other than a state dict of tensors.",
+                         "Pass the authors' released .pth file.")
     if state and all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}   # saved from nn.DataParallel
     expected = net.state_dict()
+    # BatchNorm's num_batches_tracked appeared in PyTorch 0.4.1; files saved before lack it. It
+    # counts training batches and changes nothing in evaluation: absent, it is filled with 0.
+    absent_counters = [k for k in expected if k.endswith(".num_batches_tracked") and k not in state]
+    if absent_counters:
+        state = dict(state)
+        state.update({k: torch.zeros_like(expected[k]) for k in absent_counters})
+        log.info("%s: no num_batches_tracked for %d BatchNorm layers (saved before PyTorch 0.4.1); set to 0",
+                 path, len(absent_counters))
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if tuple(state[k].shape) != tuple(expected[k].shape))
@@ -441,17 +495,17 @@ def _require_weights(options: dict[str, Any], name: str) -> Path:
     return Path(weights)
 
 
-def _pad16(t: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
-    h, w = t.shape[-2:]
-    ph, pw = (-h) % 16, (-w) % 16
-    return F.pad(t, [0, pw, 0, ph]), (h, w)
-
-
 class STMOfficial(SemiSupervisedMethod):
     """STM with the authors' released ResNet-50 weights (``--weights STM_weights.pth``).
 
-    Options: weights (path, required), memory_every (5, as the authors' DAVIS evaluation:
-    frame 0, every 5th frame and the previous frame are in memory).
+    Inference as the authors' ``eval_DAVIS.py`` (``Run_video``): frame 0's mask as one-hot
+    channels; each later frame is segmented from the memory and its softmax over the K channels
+    (soft probabilities, not a hard mask) is memorised for the next frames; frame 0, every
+    `memory_every`-th frame and the previous frame are in memory. A mask given on a later frame
+    (objects that enter, as in YouTube-VOS; the authors' DAVIS script has none) replaces the
+    probabilities where it marks an object.
+
+    Options: weights (path, required), memory_every (5, as the authors' DAVIS evaluation).
     """
 
     name: ClassVar[str] = "stm-official"
@@ -459,78 +513,177 @@ class STMOfficial(SemiSupervisedMethod):
     def __init__(self, device: str = "auto", weights: str | None = None, memory_every: int = 5, **options: Any):
         super().__init__(device=device, weights=weights, memory_every=memory_every, **options)
         self.memory_every = int(memory_every)
+        if self.memory_every < 1:
+            raise ValueError("memory_every must be >= 1")
         self._net: STMOfficialNet | None = None
+        self.torch_device: str | None = None   # resolved when the network is built
 
     def network(self) -> STMOfficialNet:
         if self._net is None:
             net = STMOfficialNet()
             load_official_state(net, _require_weights(self.options, self.name))
-            self._torch_device = resolve_device(self.device)
-            configure_threads()
-            self._net = net.to(self._torch_device).eval()
+            self.torch_device = prepare_torch(self.device)
+            self._net = net.to(self.torch_device).eval()
         return self._net
 
     @torch.no_grad()
     def segment(self, video: Video) -> Iterator[np.ndarray]:
         net = self.network()
-        dev = self._torch_device
-        ids = list(video.object_ids) or sorted(int(i) for i in np.unique(video.given_masks.get(0, 0)) if i)
-        h, w = video.size
+        dev = self.torch_device
+        first = video.given_masks.get(0)
+        if first is None:
+            raise InputError(Path(video.name), "has no first-frame mask.", f"{self.name} needs the mask of frame 0.")
+        ids = [int(i) for i in (video.object_ids or np.unique(first)) if int(i) != 0]
+        channels = max(STM_CHANNELS, len(ids) + 1)
+        label_of_channel = np.array([0, *ids] + [0] * (channels - len(ids) - 1), np.uint8)
+
+        def frame_tensor(t: int) -> torch.Tensor:
+            # As the authors' loader: np.array(image) / 255. in float64, then float32.
+            return torch.from_numpy(np.ascontiguousarray(np.asarray(video.frames[t]).transpose(2, 0, 1)) / 255.)\
+                .float()[None].to(dev)
+
+        def one_hot(mask: np.ndarray) -> torch.Tensor:
+            planes = np.zeros((1, channels) + mask.shape, np.float32)
+            planes[0, 0] = ~np.isin(mask, ids)
+            for c, object_id in enumerate(ids, start=1):
+                planes[0, c] = mask == object_id
+            return torch.from_numpy(planes).to(dev)
+
+        yield first.astype(np.uint8)
+        probs = one_hot(first)                        # the authors' Es[:, :, 0] = Ms[:, :, 0]
+        previous = frame_tensor(0)
         keys = values = None
-        previous: np.ndarray | None = None
-        for t in range(len(video.frames)):
-            frame = torch.from_numpy(np.ascontiguousarray(video.frames[t])).to(dev)
-            frame, _ = _pad16(frame.permute(2, 0, 1).unsqueeze(0).float().div_(255))
-            given = video.given_masks.get(t)
-            if t > 0 and keys is not None:
-                probs = net.segment(frame, keys, values)[:, :h, :w]
-                labels = soft_aggregate(probs).argmax(0).cpu().numpy().astype(np.uint8)
-                out = np.zeros((h, w), np.uint8)
-                for k, object_id in enumerate(ids, start=1):
-                    out[labels == k] = object_id
+        for t in range(1, len(video.frames)):
+            prev_key, prev_value = net.memorize(previous, probs, len(ids))
+            if keys is None:                          # t - 1 == 0: the previous frame alone
+                this_keys, this_values = prev_key, prev_value
             else:
-                out = np.zeros((h, w), np.uint8)
-            if given is not None:
+                this_keys, this_values = torch.cat([keys, prev_key], dim=2), torch.cat([values, prev_value], dim=2)
+            current = frame_tensor(t)
+            probs = F.softmax(net.segment(current, this_keys, this_values, channels), dim=1)
+            out = label_of_channel[probs[0].argmax(0).cpu().numpy()]
+            given = video.given_masks.get(t)
+            if given is not None and given.any():
+                marked = torch.from_numpy(given > 0).to(dev)
+                probs = torch.where(marked, one_hot(given), probs)
                 out = np.where(given > 0, given, out).astype(np.uint8)
             yield out
-            previous = out
-            # The previous frame is always in memory; it stays when it is frame 0 or every `memory_every`.
-            one_hot = torch.stack([torch.from_numpy((previous == i).astype(np.float32)) for i in ids]).to(dev)
-            one_hot, _ = _pad16(one_hot)
-            k_new, v_new = net.memorize(frame, one_hot)
-            if keys is None:
-                keys, values, kept_k, kept_v = k_new, v_new, k_new, v_new
-                continue
-            if t % self.memory_every == 0:
-                kept_k, kept_v = torch.cat([kept_k, k_new], 2), torch.cat([kept_v, v_new], 2)
-                keys, values = kept_k, kept_v
-            else:
-                keys, values = torch.cat([kept_k, k_new], 2), torch.cat([kept_v, v_new], 2)
+            if (t - 1) % self.memory_every == 0:      # frames 0, k, 2k, ... stay in memory
+                keys, values = this_keys, this_values
+            previous = current
 
 
 def osvos_official_input(frame_rgb: np.ndarray) -> torch.Tensor:
     """The authors' input: BGR 0..255 minus the Caffe VGG means, (1,3,H,W) float32."""
-    bgr = frame_rgb[..., ::-1].astype(np.float32) - np.asarray(OSVOS_BGR_MEAN, np.float32)
-    return torch.from_numpy(np.ascontiguousarray(bgr.transpose(2, 0, 1))).unsqueeze(0)
+    return torch.from_numpy(np.ascontiguousarray(osvos_mean_subtracted(frame_rgb).transpose(2, 0, 1))).unsqueeze(0)
+
+
+def osvos_mean_subtracted(frame_rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32: the frame as the authors' loader reads it (cv2.imread's BGR) minus the means."""
+    return frame_rgb[..., ::-1].astype(np.float32) - np.asarray(OSVOS_BGR_MEAN, np.float32)
+
+
+# The authors' online fine-tuning (OSVOS-PyTorch train_online.py): 2000 updates, each of the
+# gradients of nAveGrad = 5 augmented copies of frame 0, SGD with momentum 0.9 at lr 1e-8.
+OSVOS_ONLINE = {"lr": 1e-8, "weight_decay": 2e-4, "momentum": 0.9, "accumulate": 5, "steps": 2000}
+# The sigmoid threshold of the authors' released TensorFlow code (OSVOS-TensorFlow osvos.py:
+# ``res > 162.0/255.0``). The PyTorch code saves the soft sigmoid map, rescaled to 0..255 by
+# scipy.misc.imsave, with no threshold.
+OSVOS_THRESHOLD = 162.0 / 255.0
+
+
+def osvos_optimizer(net: OSVOSOfficialNet, lr: float = OSVOS_ONLINE["lr"],
+                    weight_decay: float = OSVOS_ONLINE["weight_decay"]) -> torch.optim.SGD:
+    """The authors' online optimiser: weights with weight decay, biases at twice the rate, the fusion
+    layer at 1/100, the bilinear upsampling layers at rate 0 and score_dsn (unused by the fused
+    output) left out."""
+    stages, side_prep = list(net.stages.named_parameters()), list(net.side_prep.named_parameters())
+    groups = [
+        {"params": [p for n, p in stages if "weight" in n], "weight_decay": weight_decay},
+        {"params": [p for n, p in stages if "bias" in n], "lr": lr * 2},
+        {"params": [p for n, p in side_prep if "weight" in n], "weight_decay": weight_decay},
+        {"params": [p for n, p in side_prep if "bias" in n], "lr": lr * 2},
+        {"params": [p for n, p in net.upscale.named_parameters() if "weight" in n], "lr": 0},
+        {"params": [p for n, p in net.upscale_.named_parameters() if "weight" in n], "lr": 0},
+        {"params": [net.fuse.weight], "lr": lr / 100, "weight_decay": weight_decay},
+        {"params": [net.fuse.bias], "lr": 2 * lr / 100},
+    ]
+    return torch.optim.SGD(groups, lr=lr, momentum=OSVOS_ONLINE["momentum"])
+
+
+def osvos_draw(rng: np.random.Generator) -> tuple[bool, float, float]:
+    """One draw of the authors' online augmentation: a horizontal flip with chance 1/2, an angle
+    uniform in [-30, 30] degrees and a scale uniform (not log-uniform) in [0.75, 1.25]."""
+    flip = bool(rng.random() < 0.5)
+    angle = 60.0 * rng.random() - 30.0
+    scale = 0.5 * rng.random() - 0.25 + 1.0
+    return flip, angle, scale
+
+
+def osvos_augment(image: np.ndarray, gt: np.ndarray, flip: bool, angle: float,
+                  scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """The authors' RandomHorizontalFlip then ScaleNRotate (custom_transforms.py).
+
+    image: (H, W, 3) float32 mean-subtracted BGR (`osvos_mean_subtracted`); gt: (H, W) float32 0/1.
+    About the frame's centre (w/2, h/2); the image by cubic interpolation, the gt by nearest
+    neighbour; outside the frame 0 (the mean colour, for the image).
+    """
+    if flip:
+        image, gt = cv2.flip(image, flipCode=1), cv2.flip(gt, flipCode=1)
+    h, w = gt.shape[:2]
+    matrix = cv2.getRotationMatrix2D((w / 2, h / 2), angle, scale)
+    # The authors pick the interpolation per array: nearest where it holds only 0 and 1.
+    flag = cv2.INTER_NEAREST if ((image == 0) | (image == 1)).all() else cv2.INTER_CUBIC
+    image = cv2.warpAffine(image, matrix, (w, h), flags=flag)
+    flag = cv2.INTER_NEAREST if ((gt == 0) | (gt == 1)).all() else cv2.INTER_CUBIC
+    gt = cv2.warpAffine(gt, matrix, (w, h), flags=flag)
+    return image, gt
+
+
+def osvos_step(net: OSVOSOfficialNet, optimizer: torch.optim.Optimizer,
+               samples: list[tuple[np.ndarray, np.ndarray]], device: str | torch.device) -> list[float]:
+    """One online update: each (image, gt) sample's class-balanced loss on the fused output, summed
+    over pixels (size_average=False), divided by the number of samples, its gradients accumulated,
+    then one optimiser step. Returns each sample's loss before the division."""
+    losses = []
+    for image, gt in samples:
+        x = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None].to(device)
+        target = torch.from_numpy(np.ascontiguousarray(gt, dtype=np.float32))[None, None].to(device)
+        loss = class_balanced_bce(net(x)[-1], target, reduction_sum=True)
+        losses.append(float(loss.detach()))
+        (loss / len(samples)).backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    return losses
 
 
 class OSVOSOfficial(SemiSupervisedMethod):
     """OSVOS with the authors' released VGG-16 weights (``--weights parent_epoch-239.pth``).
 
-    Options: weights (path, required), finetune_steps (online fine-tuning updates on the
-    first frame; the authors use 2000 updates of 5 accumulated gradients, which takes hours
-    per video on a CPU at 480p; 0 segments with the loaded network as is), seed.
-    Each frame is segmented independently; foreground where the fused output's sigmoid > 0.5.
+    Options: weights (path, required); finetune_steps (online updates on frame 0, each of 5
+    augmented copies, as the authors' ``train_online.py``: 2000, hours per video on a CPU at 480p;
+    0 segments with the parent as is); threshold (the sigmoid probability above which a pixel is
+    foreground; default 162/255, the authors' released TensorFlow code; the PyTorch code saves
+    soft maps); seed. Each frame is segmented independently, each object by its own fine-tuned
+    copy; a pixel goes to the most confident object above the threshold.
+
+    Neither checkpoint reproduces the paper's 0.798 J on DAVIS 2016 val: that came from the Caffe
+    model with boundary snapping, which the PyTorch port lacks (see the model card).
     """
 
     name: ClassVar[str] = "osvos-official"
 
-    def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int = 2000,
-                 seed: int = 0, **options: Any):
-        super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, seed=seed, **options)
+    def __init__(self, device: str = "auto", weights: str | None = None, finetune_steps: int = OSVOS_ONLINE["steps"],
+                 seed: int = 0, threshold: float = OSVOS_THRESHOLD, **options: Any):
+        super().__init__(device=device, weights=weights, finetune_steps=finetune_steps, seed=seed,
+                         threshold=threshold, **options)
         self.finetune_steps = int(finetune_steps)
         self.seed = int(seed)
+        self.threshold = float(threshold)
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError("threshold must be a probability strictly between 0 and 1")
         self._state: dict[str, torch.Tensor] | None = None
+        self.torch_device: str | None = None   # resolved when the first network is built
 
     def _parent(self) -> OSVOSOfficialNet:
         net = OSVOSOfficialNet()
@@ -541,48 +694,29 @@ class OSVOSOfficial(SemiSupervisedMethod):
             net.load_state_dict(self._state, strict=True)
         return net
 
-    def _finetune(self, net: OSVOSOfficialNet, frame: np.ndarray, mask: np.ndarray, dev: str) -> None:
-        from vosbench_baselines.osvos import augment_pair, class_balanced_bce
-
-        lr, wd, accumulate = 1e-8, 2e-4, 5   # the authors' online settings (SGD on summed loss)
-        groups = [
-            {"params": [p for n, p in net.stages.named_parameters() if "weight" in n], "weight_decay": wd},
-            {"params": [p for n, p in net.stages.named_parameters() if "bias" in n], "lr": lr * 2},
-            {"params": [p for n, p in net.side_prep.named_parameters() if "weight" in n], "weight_decay": wd},
-            {"params": [p for n, p in net.side_prep.named_parameters() if "bias" in n], "lr": lr * 2},
-            {"params": [net.fuse.weight], "lr": lr / 100, "weight_decay": wd},
-            {"params": [net.fuse.bias], "lr": 2 * lr / 100},
-        ]
-        for p in list(net.upscale.parameters()) + list(net.upscale_.parameters()) + list(net.score_dsn.parameters()):
-            p.requires_grad_(False)
-        optimizer = torch.optim.SGD(groups, lr=lr, momentum=0.9)
-        rng = np.random.default_rng(self.seed)
+    def _finetune(self, net: OSVOSOfficialNet, frame: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> None:
+        image, gt = osvos_mean_subtracted(frame), (mask > 0).astype(np.float32)
+        optimizer = osvos_optimizer(net)
         net.train()
         for _ in range(self.finetune_steps):
-            optimizer.zero_grad()
-            for _ in range(accumulate):
-                image, target = augment_pair(frame, mask, rng, rotate=30.0, scales=(0.75, 1.25))
-                logits = net(osvos_official_input(image).to(dev))[-1]
-                target_t = torch.from_numpy(target.astype(np.float32))[None, None].to(dev)
-                (class_balanced_bce(logits, target_t, reduction_sum=True) / accumulate).backward()
-            optimizer.step()
+            samples = [osvos_augment(image, gt, *osvos_draw(rng)) for _ in range(OSVOS_ONLINE["accumulate"])]
+            osvos_step(net, optimizer, samples, self.torch_device)
         net.eval()
 
     def segment(self, video: Video) -> Iterator[np.ndarray]:
-        from vosbench_baselines.osvos import labels_from_logits
-
-        dev = resolve_device(self.device)
-        configure_threads()
         first = video.given_masks.get(0)
         if first is None:
             raise InputError(Path(video.name), "has no first-frame mask.", "OSVOS needs the mask of frame 0.")
+        self.torch_device = prepare_torch(self.device)
+        dev = self.torch_device
         ids = [int(i) for i in (video.object_ids or np.unique(first)) if int(i) != 0]
         # One fine-tuned network per object, as OSVOS handles several objects.
         networks = []
         for object_id in ids:
             net = self._parent().to(dev)
             if self.finetune_steps > 0:
-                self._finetune(net, np.asarray(video.frames[0]), (first == object_id).astype(np.uint8), dev)
+                rng = np.random.default_rng([self.seed, object_id])
+                self._finetune(net, np.asarray(video.frames[0]), (first == object_id).astype(np.uint8), rng)
             networks.append(net.eval())
         with torch.no_grad():
             for t in range(len(video.frames)):
@@ -590,4 +724,5 @@ class OSVOSOfficial(SemiSupervisedMethod):
                     yield first.astype(np.uint8)
                     continue
                 x = osvos_official_input(np.asarray(video.frames[t])).to(dev)
-                yield labels_from_logits(torch.stack([net(x)[-1][0, 0] for net in networks]), ids)
+                yield labels_from_logits(torch.stack([net(x)[-1][0, 0] for net in networks]), ids,
+                                         threshold=self.threshold)

@@ -39,7 +39,7 @@ from torch import nn
 
 from vosbench.errors import InputError, VosbenchError
 from vosbench.methods.base import SemiSupervisedMethod, Video
-from vosbench.methods.device import configure_threads, resolve_device
+from vosbench.methods.device import prepare_torch
 from vosbench_baselines.encoder import CHANNELS, EfficientNetLite0
 from vosbench_baselines.training import finetune_online, weights_sha256
 
@@ -364,9 +364,7 @@ class STM(SemiSupervisedMethod):
         self.size = int(size)
         if self.size < 0:
             raise ValueError("size must be >= 0 (0: process frames at their own size)")
-        self.device = resolve_device(device)
-        if self.device == "cpu":
-            configure_threads(threads)
+        self.device = prepare_torch(device, threads)
         self.weights_path = Path(weights) if weights else DEFAULT_WEIGHTS
         self.mem_every = int(mem_every)
         if self.mem_every < 1:
@@ -519,9 +517,7 @@ class STM(SemiSupervisedMethod):
         from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
         from vosbench_baselines.training import cosine_lr, export_weights, train_loop
 
-        device = resolve_device(config.device)
-        if device == "cpu":
-            configure_threads(config.threads)
+        device = prepare_torch(config.device, config.threads)
         options = {"clip_length": 3, "crop": 192, "scale": (0.8, 2.0), "max_skip": (5, 15),
                    "static_fraction": 0.2, "mix_fraction": 0.3, "encoder_lr_scale": 0.2, "warmup": 50,
                    "init": None, "frozen_blocks": FROZEN_BLOCKS}

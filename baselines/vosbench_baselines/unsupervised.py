@@ -337,12 +337,12 @@ class UnsupervisedPipeline(UnsupervisedMethod):
         """Foreground probability of one (working-resolution) frame."""
         import torch
 
-        from vosbench_baselines.osvos import to_tensor
+        from vosbench_baselines.single_frame import to_tensor
 
         model = self.objectness_model()
         net = model.parent()
         with torch.no_grad():
-            logits = net(to_tensor(frame, model._device))[0, 0]
+            logits = net(to_tensor(frame, model.torch_device))[0, 0]
         return torch.sigmoid(logits).cpu().numpy()
 
     # -- the pipeline ----------------------------------------------------------------------

@@ -105,7 +105,7 @@ def _open(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     import cv2
 
-    from vosbench.methods.device import configure_threads, resolve_device
+    from vosbench.methods.device import configure_threads, prepare_torch
     from vosbench.methods.registry import check_options, load_method
     from vosbench.methods.runner import segment_dataset
     from vosbench.reports.leaderboard import record_run
@@ -114,8 +114,8 @@ def run(args: argparse.Namespace) -> int:
     if args.jobs == 0:
         raise VosbenchError("--jobs 0 means nothing: pass a number of workers, or -1 for one per core.")
     dataset, dataset_name, input_height = _open(args)
-    device = resolve_device(args.device)
-    threads = configure_threads(args.threads)
+    device = prepare_torch(args.device, args.threads)
+    threads = configure_threads()   # the count prepare_torch set
     cv2.setNumThreads(threads)
     options = parse_options(args.option)
     check_options(args.method, options)

@@ -1,21 +1,51 @@
-"""Device and thread handling for torch methods, in one place."""
+"""Device and thread handling for torch methods, in one place.
+
+Every torch baseline calls `prepare_torch` once, when it builds its network, and keeps what it
+returns (the resolved device) in a public attribute; the CLI calls it once per command.
+"""
 from __future__ import annotations
 
 import logging
 import os
 
+from vosbench.errors import VosbenchError
+
 log = logging.getLogger(__name__)
 
 
+class DeviceError(VosbenchError):
+    """The device asked for does not exist on this machine."""
+
+
 def resolve_device(device: str = "auto") -> str:
-    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. Explicit 'cuda' without a GPU is an error."""
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'. 'cuda' (or 'cuda:N') without one is a DeviceError."""
     import torch
 
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for but torch sees no CUDA device; use --device cpu or auto.")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device} was asked for, but this torch ({torch.__version__}) sees no CUDA "
+                              "device. Fix: pass --device cpu (or auto), or install a CUDA build of torch on a "
+                              "machine with an NVIDIA GPU.")
+        index = device.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise DeviceError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s). "
+                              "Fix: pass --device cuda or cuda:N with N below that count.")
+        return device
+    if device != "cpu":
+        raise DeviceError(f"--device {device} is not a device vosbench knows. Fix: pass auto, cpu, cuda or cuda:N.")
     return device
+
+
+def prepare_torch(device: str = "auto", threads: int | None = None) -> str:
+    """Resolve `device` (`resolve_device`) and set torch's CPU threads (`configure_threads`); returns the device.
+
+    The one call a torch baseline makes before building its network, and the CLI before a run.
+    """
+    resolved = resolve_device(device)
+    configure_threads(threads)
+    return resolved
 
 
 # glibc's mallopt parameters (malloc.h) and the size below which freed blocks stay in the heap.
