@@ -67,3 +67,49 @@ def test_allocator_tuning_is_a_no_op_without_glibc(monkeypatch):
     monkeypatch.setattr(device, "_allocator_tuned", None)
     monkeypatch.setattr(ctypes, "CDLL", no_libc)
     assert device.keep_freed_memory_in_heap() is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+@pytest.mark.parametrize("asked", ["cuda", "cuda:1"])
+def test_cuda_without_a_gpu_is_a_clear_error(asked):
+    from vosbench.errors import VosbenchError
+
+    with pytest.raises(VosbenchError, match=f"--device {asked}.*no CUDA.*Fix: pass --device cpu"):
+        device.resolve_device(asked)
+
+
+def test_an_unknown_device_is_refused():
+    with pytest.raises(device.DeviceError, match="Fix: pass auto, cpu, cuda"):
+        device.prepare_torch("gpu")
+
+
+def test_prepare_torch_resolves_and_sets_threads(restore_threads):
+    assert device.prepare_torch("cpu", 1) == "cpu"
+    assert torch.get_num_threads() == 1
+    assert device.prepare_torch("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")
+def test_run_with_device_cuda_without_a_gpu_exits_with_the_error_and_writes_nothing(tmp_path, caplog):
+    from vosbench.cli import main
+
+    out = tmp_path / "run"
+    code = main(["run", "--method", "stm-official", "--device", "cuda", "--out", str(out),
+                 "--leaderboard-dir", str(tmp_path / "boards")])
+    assert code != 0
+    assert "--device cuda" in caplog.text and "Fix:" in caplog.text and "Traceback" not in caplog.text
+    assert not out.exists() and not (tmp_path / "boards").exists()
+
+
+def test_baselines_hold_their_device_in_one_public_attribute():
+    """Every torch baseline resolves its device through prepare_torch; none reads another's private one."""
+    import pathlib
+    import re
+
+    import vosbench_baselines
+
+    root = pathlib.Path(vosbench_baselines.__file__).parent
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert not re.search(r"\bresolve_device\(|\bconfigure_threads\(", text), path.name
+        assert "._device" not in text and "._torch_device" not in text, path.name

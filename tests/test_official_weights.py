@@ -79,6 +79,45 @@ def test_state_dict_from_the_key_list_loads_strictly(tmp_path, kind, net_cls, pr
         assert torch.equal(loaded[key[len(prefix):]], state[key]), key
 
 
+def test_the_authors_stm_file_layout_loads_strictly(tmp_path):
+    """As eval_DAVIS.py saved it: keys from nn.DataParallel (``module.``), the pre-1.6 (non-zip)
+    serialisation, and, from PyTorch before 0.4.1, no BatchNorm num_batches_tracked."""
+    state = {k: v for k, v in _state_from_spec("stm", "module.").items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "STM_weights.pth"
+    torch.save(state, path, _use_new_zipfile_serialization=False)
+    with open(path, "rb") as handle:
+        assert handle.read(2) != b"PK", "the legacy format, not a zip archive"
+    net = STMOfficialNet()
+    load_official_state(net, path)
+    loaded = net.state_dict()
+    assert all(torch.equal(loaded[k[len("module."):]], v) for k, v in list(state.items())[::25])
+    counters = [k for k in loaded if k.endswith("num_batches_tracked")]
+    # Two ResNet-50 trunks to layer3: bn1, then 3, 4 and 6 blocks of three BatchNorms plus one downsample each.
+    assert len(counters) == 2 * (1 + (3 * 3 + 1) + (4 * 3 + 1) + (6 * 3 + 1)) and all(int(loaded[k]) == 0 for k in counters)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("wrap", ["plain", "module", "state_dict"])
+def test_the_authors_osvos_file_layouts_load_strictly(tmp_path, legacy, wrap):
+    state = _state_from_spec("osvos", "module." if wrap == "module" else "", seed=3)
+    path = tmp_path / "parent_epoch-239.pth"
+    torch.save({"state_dict": state} if wrap == "state_dict" else state, path,
+               _use_new_zipfile_serialization=not legacy)
+    net = OSVOSOfficialNet()
+    load_official_state(net, path)
+    prefix = "module." if wrap == "module" else ""
+    assert all(torch.equal(net.state_dict()[k[len(prefix):]], v) for k, v in state.items())
+
+
+def test_a_missing_counter_does_not_excuse_a_missing_parameter(tmp_path):
+    state = {k: v for k, v in _state_from_spec("stm").items()
+             if not k.endswith("num_batches_tracked") and k != "Decoder.pred2.bias"}
+    path = tmp_path / "STM_weights.pth"
+    torch.save(state, path)
+    with pytest.raises(InputError, match="1 missing.*Decoder.pred2.bias"):
+        load_official_state(STMOfficialNet(), path)
+
+
 @pytest.mark.parametrize("change", ["extra", "missing", "shape"])
 def test_a_checkpoint_that_differs_is_refused_with_the_difference(tmp_path, change):
     state = _state_from_spec("osvos")

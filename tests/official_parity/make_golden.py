@@ -255,7 +255,11 @@ def authors_osvos_sample(db, frame_rgb: np.ndarray, mask01: np.ndarray) -> tuple
         (root / "JPEGImages/480p/seq/00000.jpg").write_bytes(cv2.imencode(".png", frame_rgb[..., ::-1])[1].tobytes())
         (root / "Annotations/480p/seq/00000.png").write_bytes(cv2.imencode(".png", mask01 * 255)[1].tobytes())
         dataset = db.DAVIS2016(train=True, db_root_dir=str(root), transform=None, seq_name="seq")
-        return dataset.make_img_gt_pair(0)
+        img, gt = dataset.make_img_gt_pair(0)
+        # ``gt / np.max([gt.max(), 1e-8])`` is float32 under NumPy 1.x (value-based casting), which
+        # the authors used, but float64 under NumPy >= 2 (NEP 50), and cv2's nearest-neighbour warp
+        # then rounds differently at a few boundary pixels: keep the authors' float32.
+        return img, gt.astype(np.float32)
 
 
 def record_osvos(root: Path, out: dict) -> None:

@@ -113,8 +113,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.jobs == 0:
         raise VosbenchError("--jobs 0 means nothing: pass a number of workers, or -1 for one per core.")
+    device = prepare_torch(args.device, args.threads)   # a device that is not there fails before any work
     dataset, dataset_name, input_height = _open(args)
-    device = prepare_torch(args.device, args.threads)
     threads = configure_threads()   # the count prepare_torch set
     cv2.setNumThreads(threads)
     options = parse_options(args.option)
