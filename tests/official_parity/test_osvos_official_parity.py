@@ -101,3 +101,14 @@ def test_threshold_is_a_probability():
     assert OSVOS_THRESHOLD == pytest.approx(0.6353, abs=1e-4)
     np.testing.assert_array_equal(labels_from_logits(scores, [3], threshold=OSVOS_THRESHOLD), [[0, 0, 3]])
     np.testing.assert_array_equal(labels_from_logits(scores, [3]), [[0, 3, 3]])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_side_outputs_on_cuda_match_the_authors(golden):
+    torch.backends.cudnn.allow_tf32 = False
+    size = seeded.OSVOS_SIZES[0]
+    frame, _ = seeded.osvos_pair(size, seed=400)
+    with torch.no_grad():
+        outputs = seeded_net().to("cuda")(osvos_official_input(frame).to("cuda"))
+    for j, side in enumerate(outputs):
+        assert_relative(side[0, 0].cpu().numpy(), golden[f"osvos_{size[0]}x{size[1]}_side{j}"], tol=1e-3)

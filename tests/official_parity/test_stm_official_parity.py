@@ -116,3 +116,20 @@ def test_frames_in_memory_are_the_authors(golden):
     expected = [[int(f) for f in row if f >= 0] for row in golden["stm_memory_frames"]]
     assert tracer.memory == expected
     assert expected[6] == [0, 5, 6] and expected[-1] == [0, 5, 10, 15, 20, 21]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_video_loop_on_cuda_labels_as_the_authors(golden):
+    """The same loop on the GPU (cuDNN, no TF32 for this check) against the authors' CPU labels."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    model = STMOfficialNet()
+    model.load_state_dict(seeded.stm_state(official_key_spec("stm")), strict=True)
+    t_count, size = seeded.LOOP_FRAMES, seeded.LOOP_SIZE
+    frames = seeded.smooth_frames(t_count, size, seed=300)
+    video = Video("loop", list(frames), [f"{t:05d}" for t in range(t_count)], {0: seeded.two_objects(size)}, [1, 2])
+    method = STMOfficial(device="cuda", memory_every=seeded.LOOP_EVERY)
+    method._net, method.torch_device = model.to("cuda").eval(), "cuda"
+    labels = np.stack(list(method.segment(video)))
+    agreement = float((labels[1:] == golden["stm_loop_labels"][1:]).mean())
+    assert agreement >= 0.999, f"labels agree on {agreement:.4%} of pixels"
