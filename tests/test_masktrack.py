@@ -9,7 +9,7 @@ from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
 from vosbench_baselines.masktrack import MaskTrack, MaskTrackNet, deform_mask, dilate_by_size, flow_magnitude_image
-from vosbench_baselines.osvos import SegNet, SingleFrameTask, default_weights, load_trained
+from vosbench_baselines.single_frame import SegNet, SingleFrameTask, default_weights, load_trained
 
 from test_osvos import mean_j, tiny_root, tiny_video  # noqa: F401  (fixture re-used)
 

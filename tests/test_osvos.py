@@ -11,7 +11,8 @@ from vosbench.errors import InputError
 from vosbench.io.datasets import DavisDataset
 from vosbench.methods.base import Video
 from vosbench.methods.registry import get_method
-from vosbench_baselines.osvos import OSVOS, SegNet, default_weights, load_trained, save_trained
+from vosbench_baselines.osvos import OSVOS
+from vosbench_baselines.single_frame import SegNet, default_weights, load_trained, save_trained
 
 BENCHMARK = os.environ.get("VOSBENCH_BENCHMARK_BASELINES") == "1"
 

@@ -213,7 +213,7 @@ def test_run_identity_names_the_weights_of_both_parts(tmp_path):
 
     from vosbench.methods.registry import available_methods
     from vosbench.methods.runner import method_identity
-    from vosbench_baselines.osvos import SegNet, default_weights, save_trained
+    from vosbench_baselines.single_frame import SegNet, default_weights, save_trained
 
     packaged = UnsupervisedPipeline(device="cpu", propagator="flow-warp")
     osvos_sha = hashlib.sha256(default_weights("osvos").read_bytes()).hexdigest()[:16]

@@ -27,6 +27,23 @@ Where the key lists come from (re-checked against the authors' code, not copied 
 
 ``official_key_spec`` writes these lists out (name -> shape) from the description above,
 independently of the modules, so a test can build a state dict from it and load it.
+
+What they compute is the authors' computation, checked against outputs recorded from the
+authors' code at pinned commits (``tests/official_parity``: ``make_golden.py`` makes
+``golden.npz``, the tests compare):
+
+* STM, as ``eval_DAVIS.py``'s ``Run_video`` with ``model.py``: frames padded to a multiple of
+  16 with the padding split between both sides; frame 0's mask as one-hot channels, later
+  frames' memory being the softmax of the soft-aggregated logits (probabilities, not a hard
+  mask) over K = 11 channels (the DAVIS loader's; unused channels add 1e-7 odds each); each
+  object's "others" channel summed from the other objects' channels; frame 0, every 5th frame
+  and the previous frame in memory.
+* OSVOS, as ``train_online.py`` with ``vgg_osvos.py``, ``custom_transforms.py`` and
+  ``osvos_layers.py``: the input (BGR minus the Caffe means), the side outputs, the online
+  augmentation (flip, then rotation in [-30, 30] degrees and a scale uniform in [0.75, 1.25]
+  about the centre, cubic interpolation of the mean-subtracted image, zero border), the loss
+  (class-balanced cross-entropy summed over pixels, divided over 5 accumulated samples) and the
+  optimiser's groups. The threshold is the authors' TensorFlow release's, sigmoid > 162/255.
 """
 from __future__ import annotations
 

@@ -36,10 +36,8 @@ import torch.nn.functional as F
 from vosbench.errors import InputError
 from vosbench.methods.base import SemiSupervisedMethod, Video
 from vosbench.methods.device import prepare_torch
-# The shared single-frame machinery; these names stay importable from here.
-from vosbench_baselines.single_frame import (FinetuneConfig, SegNet, SingleFrameTask,  # noqa: F401
-                                             default_weights, finetune_on_frame, labels_from_logits,
-                                             load_trained, resize_short_side, save_trained, to_tensor,
+from vosbench_baselines.single_frame import (FinetuneConfig, SegNet, default_weights, finetune_on_frame,
+                                             labels_from_logits, load_trained, resize_short_side, to_tensor,
                                              train_single_frame)
 
 log = logging.getLogger(__name__)
