@@ -112,3 +112,22 @@ def test_side_outputs_on_cuda_match_the_authors(golden):
         outputs = seeded_net().to("cuda")(osvos_official_input(frame).to("cuda"))
     for j, side in enumerate(outputs):
         assert_relative(side[0, 0].cpu().numpy(), golden[f"osvos_{size[0]}x{size[1]}_side{j}"], tol=1e-3)
+
+
+def test_the_method_cuts_the_fused_output_at_the_threshold(tmp_path):
+    from vosbench.methods.base import Video
+    from vosbench_baselines.official import OSVOSOfficial
+
+    net = seeded_net().eval()
+    path = tmp_path / "parent_epoch-239.pth"
+    torch.save(net.state_dict(), path)
+    frames = seeded.smooth_frames(2, (37, 51), seed=7)
+    first = seeded.two_objects((37, 51))
+    video = Video("cut", list(frames), ["00000", "00001"], {0: first}, [1, 2])
+    with torch.no_grad():
+        prob = torch.sigmoid(net(osvos_official_input(frames[1]))[-1][0, 0]).numpy()
+    assert 0.05 < (prob > OSVOS_THRESHOLD).mean() < 0.95 and ((prob > 0.5) != (prob > OSVOS_THRESHOLD)).any()
+    for threshold in (OSVOS_THRESHOLD, 0.5):
+        masks = list(OSVOSOfficial(device="cpu", weights=str(path), finetune_steps=0, threshold=threshold).segment(video))
+        # Without fine-tuning both objects' networks are the parent: ties go to the first object.
+        np.testing.assert_array_equal(masks[1], np.where(prob > threshold, 1, 0))
