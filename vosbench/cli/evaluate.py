@@ -39,6 +39,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="do not reuse or store per-sequence scores")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated registered metrics to measure, e.g. J,F,T "
+                             "(default: the dataset's official ones; J,F for DAVIS)")
     parser.add_argument("--seen-categories", type=Path, default=None,
                         help="YouTube-VOS: text file of the categories seen in training (one per line)")
     parser.add_argument("--unseen-categories", type=Path, default=None,
@@ -54,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         raise VosbenchError("--seen-categories/--unseen-categories apply to --dataset youtubevos only.")
     result = evaluate(args.gt, args.results, dataset=args.dataset, track=args.track, split=args.split,
                       resolution=args.resolution, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
-                      cache=args.cache, lenient=args.lenient, progress=args.progress)
+                      cache=args.cache, lenient=args.lenient, progress=args.progress, metrics=args.metrics)
     print(result.format_table())
     breakdown = None
     if args.seen_categories is not None:
