@@ -32,6 +32,12 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
     track = Track(track)
     ds = open_dataset(kind, gt, split=split, resolution=resolution, unsupervised=track is Track.UNSUPERVISED)
     params = params or EvalParams.official(track, dataset=kind)
+    from vosbench.tracks.benchmarks import evaluate_benchmark, uses_benchmark_jobs
+
+    if uses_benchmark_jobs(ds):
+        return evaluate_benchmark(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
+                                  lenient=lenient, progress=progress, split=split, metrics=metrics,
+                                  metric_options=metric_options)
     return evaluate_dataset(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
                             cache_dir=cache, lenient=lenient, progress=progress, split=split,
                             metrics=metrics, metric_options=metric_options)

@@ -26,6 +26,10 @@ BUILTIN: dict[str, str] = {
     "J": "vosbench.metrics.region:RegionJ",
     "F": "vosbench.metrics.boundary:BoundaryF",
     "T": "vosbench.metrics.temporal:StabilityT",
+    "mosev2": "vosbench.metrics.mosev2:MoseV2",
+    "lvos": "vosbench.metrics.lvos:Lvos",
+    "sav": "vosbench.metrics.sav:Sav",
+    "vost": "vosbench.metrics.vost:Vost",
 }
 
 # What a run measures when nobody says (the DAVIS tables).

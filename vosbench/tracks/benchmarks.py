@@ -1,0 +1,295 @@
+"""Jobs for the benchmarks whose objects and frames the DAVIS job builder cannot express.
+
+* LVOS: each object has its own frames (every fifth from its start, from the meta file), read
+  from the sparse annotations;
+* MOSEv2: the objects are those of meta.json, scored on every frame but the first and the last;
+* SA-V: one binary mask per object and frame (objects may overlap), each object on its own
+  annotated frames without its first and last.
+
+Each job lists, frame by frame, where the ground truth and the prediction of every object are;
+`score_benchmark_sequence` streams the frames through the run's metrics (the `Metric` interface,
+as `vosbench.tracks.jobs.score_sequence` does for DAVIS) and returns `SequenceScores` with NaN on
+every frame an object is not scored on. The run goes through the shared joblib runner (any backend,
+Dask included) and ends in the same `Result`, tables and CSVs as every other evaluation.
+MOSEv1 and VOST are DAVIS-like and use the DAVIS job builder directly.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+from vosbench.errors import InputError, ValidationError
+from vosbench.io.datasets import Dataset
+from vosbench.io.masks import read_mask
+from vosbench.metrics.base import Frame, Metric, SequenceInfo
+from vosbench.metrics.lvos import scored_steps
+from vosbench.tracks.parallel import joblib_backend, run_parallel
+from vosbench.tracks.params import EvalParams
+from vosbench.tracks.result import Result, SequenceScores
+
+log = logging.getLogger(__name__)
+
+# A frame's masks: one id map (a path), or one binary mask per object ((object id, path), ...).
+Source = Path | tuple | None
+
+
+@dataclass(frozen=True)
+class BenchmarkJob:
+    """One video: its objects, the frames read, each frame's ground truth and prediction, and which
+    objects are scored on which frame (``scored[k][t]``)."""
+
+    sequence: str
+    object_ids: tuple[int, ...]
+    frames: tuple[str, ...]
+    gt: tuple[Source, ...]
+    pred: tuple[Source, ...]
+    scored: tuple[tuple[bool, ...], ...]
+
+
+def _read(source: Source, binary_objects: bool):
+    if source is None:
+        return None
+    if isinstance(source, tuple):
+        return {object_id: read_mask(path, binary=True).astype(bool) for object_id, path in source}
+    return read_mask(source)
+
+
+def _shape_of(masks) -> tuple[int, int] | None:
+    if masks is None:
+        return None
+    if isinstance(masks, dict):
+        return next(iter(masks.values())).shape if masks else None
+    return masks.shape
+
+
+def _first_path(source: Source):
+    if isinstance(source, tuple):
+        return source[0][1] if source else None
+    return source
+
+
+def score_benchmark_sequence(job: BenchmarkJob, metrics: list[Metric]) -> SequenceScores:
+    """Stream one video's frames through `metrics`; NaN wherever an object is not scored."""
+    pairs = tuple((k, k) for k in job.object_ids)
+    scored = np.array(job.scored, dtype=bool).reshape(len(pairs), len(job.frames))
+    info = None
+    states: list[Any] = []
+    shape = None
+    for t, (name, gt_source, pred_source) in enumerate(zip(job.frames, job.gt, job.pred)):
+        gt = _read(gt_source, True)
+        pred = _read(pred_source, True)
+        for masks, source in ((gt, gt_source), (pred, pred_source)):
+            got = _shape_of(masks)
+            if got is None:
+                continue
+            if shape is None:
+                shape = got
+            elif got != shape:
+                raise InputError(_first_path(source), f"mask is {got[1]}x{got[0]} but the video's masks are "
+                                                      f"{shape[1]}x{shape[0]}.",
+                                 "Write masks at the ground truth's resolution (resize with nearest neighbour).")
+        if info is None:
+            if shape is None:
+                continue
+            info = SequenceInfo(job.sequence, job.frames, pairs, shape)
+            states = [m.begin(info) for m in metrics]
+            # Frames before the first readable one carry no mask at all: replay them as empty.
+            for early in range(t):
+                frame = Frame(early, job.frames[early], None, None, scored=scored[:, early])
+                frame_shape_fix(frame, shape)
+                for metric, state in zip(metrics, states):
+                    metric.update(state, frame)
+        frame = Frame(t, name, gt, pred, scored=scored[:, t])
+        frame_shape_fix(frame, shape)
+        for metric, state in zip(metrics, states):
+            metric.update(state, frame)
+    if info is None:
+        raise InputError(None, f"video {job.sequence!r} has no readable mask.", "Check the dataset.")
+    values: dict[str, np.ndarray] = {}
+    for metric, state in zip(metrics, states):
+        for field, array in metric.finish(state).items():
+            array = np.asarray(array, dtype=np.float64).copy()
+            array[~scored] = np.nan
+            values[field] = array
+    return SequenceScores(job.sequence, list(job.frames), list(job.object_ids), values=values)
+
+
+def frame_shape_fix(frame: Frame, shape: tuple[int, int]) -> None:
+    """Give a frame without any mask (both sides None or empty) the video's shape."""
+    if _shape_of(frame.gt) is None and _shape_of(frame.pred) is None:
+        frame.gt = np.zeros(shape, dtype=np.uint8)
+
+
+# ----------------------------------------------------------------------------- job builders
+def _missing(path: Path, what: str) -> InputError:
+    return InputError(path, f"{what} does not exist.",
+                      "Write one PNG per scored frame, named like the ground truth's frames.")
+
+
+def lvos_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[InputError]]:
+    jobs, problems = [], []
+    for seq in dataset.sequence_names():
+        objects = dataset.objects(seq)
+        per_object: list[tuple[int, dict[str, int]]] = []
+        for obj in objects:
+            frames, positions, length = scored_steps(obj.start, obj.end, obj.frame_nums)
+            if len(positions) != length:
+                problems.append(InputError(
+                    dataset._meta_path, f"object {obj.object_id} of {seq!r}: its frame_range (start {obj.start}, "
+                    f"end {obj.end}, frame_nums {obj.frame_nums}) gives {len(positions)} scored frames for "
+                    f"{max(length, 0)} slots; the official toolkit would count the difference as frames scoring 0 "
+                    "(or fail).", "Fix the meta file: frame_nums must be the number of annotated frames in the range."))
+                continue
+            from vosbench.io.lvos import frame_name
+
+            per_object.append((obj.object_id, {frame_name(f): 1 for f in frames}))
+        names = sorted({n for _, fs in per_object for n in fs})
+        if not names:
+            continue
+        gt, pred = [], []
+        for name in names:
+            gt_path = dataset.annotation_path(seq, name)
+            pred_path = results_dir / seq / f"{name}.png"
+            if not gt_path.is_file():
+                problems.append(_missing(gt_path, "ground-truth mask of a scored frame"))
+            if not pred_path.is_file():
+                problems.append(_missing(pred_path, "prediction of a scored frame"))
+            gt.append(gt_path)
+            pred.append(pred_path)
+        scored = tuple(tuple(n in fs for n in names) for _, fs in per_object)
+        jobs.append(BenchmarkJob(seq, tuple(i for i, _ in per_object), tuple(names), tuple(gt), tuple(pred), scored))
+    return jobs, problems
+
+
+def mosev2_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[InputError]]:
+    jobs, problems = [], []
+    for seq in dataset.sequence_names():
+        frames = dataset.frame_names(seq)
+        length = dataset.length(seq)
+        if length != len(frames):
+            problems.append(InputError(dataset.root / "Annotations" / seq,
+                                       f"holds {len(frames)} masks but meta.json says the video has {length} frames.",
+                                       "The ground truth must have one mask per frame (the official check)."))
+            continue
+        object_ids = tuple(dataset.object_ids(seq))
+        pred = []
+        for name in frames:
+            path = results_dir / seq / f"{name}.png"
+            if not path.is_file() and 0 < frames.index(name) < len(frames) - 1:
+                problems.append(_missing(path, "prediction of a scored frame"))
+            pred.append(path if path.is_file() else None)
+        inner = tuple(0 < t < len(frames) - 1 for t in range(len(frames)))
+        jobs.append(BenchmarkJob(seq, object_ids, tuple(frames), tuple(dataset.annotation_path(seq, f) for f in frames),
+                                 tuple(pred), tuple(inner for _ in object_ids)))
+    return jobs, problems
+
+
+def sav_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[InputError]]:
+    jobs, problems = [], []
+    for seq in dataset.sequence_names():
+        objects = dataset.object_folders(seq)
+        names = dataset.annotated_frames(seq)
+        scored_sets = {}
+        for object_id, (folder, frames) in objects.items():
+            scored_sets[object_id] = set(frames[1:-1])
+        gt, pred = [], []
+        for name in names:
+            gt.append(dataset.annotation_path(seq, name))
+            row = []
+            for object_id, (folder, frames) in objects.items():
+                if name not in scored_sets[object_id]:
+                    continue
+                path = results_dir / seq / folder / f"{name}.png"
+                if not path.is_file():
+                    problems.append(_missing(path, "prediction of a scored frame"))
+                row.append((object_id, path))
+            pred.append(tuple(row))
+        object_ids = tuple(objects)
+        scored = tuple(tuple(n in scored_sets[i] for n in names) for i in object_ids)
+        keep = [t for t in range(len(names)) if any(s[t] for s in scored)]
+        jobs.append(BenchmarkJob(seq, object_ids, tuple(names[t] for t in keep), tuple(gt[t] for t in keep),
+                                 tuple(pred[t] for t in keep), tuple(tuple(s[t] for t in keep) for s in scored)))
+    return jobs, problems
+
+
+JOB_BUILDERS = {"lvos": lvos_jobs, "mosev2": mosev2_jobs, "sav": sav_jobs}
+
+# What each benchmark scores, printed with its tables (the DAVIS protocol line does not apply).
+PROTOCOLS = {
+    "lvos": "LVOS toolkit: each object on every 5th frame from its start (meta file), its first and last step "
+            "skipped; J, F (pure-Python boundary path unless compiled_boundary), V = sqrt(round(var(JF), 4)); "
+            "J&F = mean of J and F over seen and unseen videos (4 terms)",
+    "mosev2": "MOSEv2 score.py: objects of meta.json on every frame but the first and last; J = (I+1)/(U+1); "
+              "F_new with tolerance ceil(0.1 sqrt(gt area)) capped at 0.008 diagonal (headline J&F_new), F with "
+              "ceil(0.008 diagonal) (the cap itself, unrounded, where the adaptive width reaches it); J&F_new on "
+              "the disappear and reappear segments",
+    "sav": "SA-V evaluator: one binary mask per object; each object on its annotated frames without its first "
+           "and last, from the first frame it is seen (ground truth or prediction); J and F (0.008 diagonal); "
+           "mean over objects",
+}
+
+
+def uses_benchmark_jobs(dataset: Dataset) -> bool:
+    return getattr(dataset, "name", None) in JOB_BUILDERS
+
+
+def _guarded(job: BenchmarkJob, metrics: list[Metric], lenient: bool):
+    try:
+        return score_benchmark_sequence(job, metrics)
+    except InputError as exc:
+        if not lenient:
+            raise
+        return exc
+
+
+def evaluate_benchmark(dataset: Dataset, results_dir: str | Path, params: EvalParams, *, jobs: int = 1,
+                       backend: str | None = None, scheduler: str | None = None, lenient: bool = False,
+                       progress: bool = False, split: str | None = None,
+                       metrics: Iterable[str | Metric] | str | None = None,
+                       metric_options: Mapping[str, Mapping[str, Any]] | None = None) -> Result:
+    """Validate the results folder against the benchmark's frames, score every video, return the Result."""
+    from vosbench.tracks.evaluator import resolve_metrics
+
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ValidationError([InputError(results_dir, "results folder does not exist.",
+                                          "Pass the folder holding one sub-folder per video.")])
+    chosen = resolve_metrics(dataset, params, metrics, metric_options)
+    built, problems = JOB_BUILDERS[dataset.name](dataset, results_dir)
+    skipped: list[str] = []
+    if problems:
+        bad = {p.path for p in problems}
+        if not lenient:
+            raise ValidationError(problems)
+        keep = []
+        for job in built:
+            paths = {str(p) for p in job.pred if isinstance(p, Path)} | {
+                str(q) for p in job.pred if isinstance(p, tuple) for _, q in p}
+            if paths & bad:
+                skipped.append(f"{job.sequence}: masks missing")
+            else:
+                keep.append(job)
+        built = keep
+        for problem in problems:
+            log.warning("skipped: %s", problem)
+    scores: dict[str, SequenceScores] = {}
+    errors: list[InputError] = []
+    with joblib_backend(backend, scheduler):
+        for output in run_parallel(_guarded, built, jobs=jobs, total=len(built), progress=progress,
+                                   args=(chosen, lenient)):
+            if isinstance(output, InputError):
+                errors.append(output)
+                continue
+            scores[output.sequence] = output
+    for error in errors:
+        skipped.append(str(error))
+    if not scores:
+        raise ValidationError(problems + errors or [InputError(results_dir, "nothing could be scored.", "")])
+    ordered = [scores[j.sequence] for j in built if j.sequence in scores]
+    return Result(ordered, params, dataset=dataset.describe(), results_dir=str(results_dir), skipped=skipped,
+                  split=split or getattr(dataset, "split", "val"), metrics=chosen,
+                  notes=[f"Benchmark protocol: {PROTOCOLS[dataset.name]}"])
