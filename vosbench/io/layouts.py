@@ -6,6 +6,7 @@ Every set holds the cases the official evaluators treat specially:
 * ``objects``: an object that leaves the frame and comes back, one that appears late, one the
   results never predict; (SA-V) an object that overlaps another (a part and its whole);
 * ``empty``: a video whose results are all empty;
+* ``small``: small objects in a larger frame (MOSEv2's adaptive boundary width below its cap);
 * ``long``: a video of ``long_frames`` frames (1,000 by default), small in pixels.
 
 Objects are ellipses moving on straight lines; predictions are the same ellipses shifted and
@@ -113,9 +114,14 @@ def make_videos(seed: int = 0, long_frames: int = 1000, overlapping: bool = Fals
         main.objects.append(part)
     empty = _Video("empty", 30, (64, 96), predict=False, seed=seed * 7 + 2)
     empty.objects = [obj(1, empty.shape), obj(2, empty.shape, gone=(10, 14))]
+    # Small objects in a larger frame: MOSEv2's adaptive boundary width stays below its cap here.
+    small = _Video("small", 24, (240, 427), seed=seed * 7 + 4)
+    small.objects = [obj(1, small.shape, gone=(8, 12)), obj(2, small.shape)]
+    for o in small.objects:
+        o.axes = o.axes * 0.35
     long = _Video("long", long_frames, (48, 64), seed=seed * 7 + 3)
     long.objects = [obj(1, long.shape, gone=(long_frames // 3, long_frames // 3 + 57)), obj(2, long.shape)]
-    return [main, empty, long]
+    return [main, empty, small, long]
 
 
 def _frame_image(video: _Video, masks: dict[int, np.ndarray], t: int) -> np.ndarray:
