@@ -37,7 +37,7 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
     if uses_benchmark_jobs(ds):
         return evaluate_benchmark(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
                                   lenient=lenient, progress=progress, split=split, metrics=metrics,
-                                  metric_options=metric_options)
+                                  metric_options=metric_options, cache_dir=cache)
     return evaluate_dataset(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
                             cache_dir=cache, lenient=lenient, progress=progress, split=split,
                             metrics=metrics, metric_options=metric_options)

@@ -120,7 +120,8 @@ def make_videos(seed: int = 0, long_frames: int = 1000, overlapping: bool = Fals
     for o in small.objects:
         o.axes = o.axes * 0.35
     long = _Video("long", long_frames, (48, 64), seed=seed * 7 + 3)
-    long.objects = [obj(1, long.shape, gone=(long_frames // 3, long_frames // 3 + 57)), obj(2, long.shape)]
+    gap = max(1, long_frames * 57 // 1000)  # out of view for about 6% of the video
+    long.objects = [obj(1, long.shape, gone=(long_frames // 3, long_frames // 3 + gap)), obj(2, long.shape)]
     return [main, empty, small, long]
 
 

@@ -11,8 +11,10 @@ Per frame of one object:
 * When the adaptive width reaches the cap (large objects, and every frame with an empty ground
   truth) both F and F_new use the cap itself, *not rounded up*: the official code then builds
   ``skimage.morphology.disk`` with a fractional radius, whose footprint is the points of
-  ``arange(-r, r + 1)`` within r of the origin -- an off-centre disk (cv2 anchors it at its
-  middle cell). So MOSEv2's plain F is not DAVIS's F in those frames; it is reproduced here.
+  ``arange(-r, r + 1)`` within r of the origin: neither disk(floor r) nor disk(ceil r) (at
+  240x427, r = 3.92: 45 cells against 29 and 49), and at 480p (r = 7.837) not even symmetric
+  about the cell cv2 anchors it at. So MOSEv2's plain F is not DAVIS's F in those frames; it
+  is reproduced here.
 
 Per object, over the frames scored (all but the video's first and last):
 J, F_new and F are the means; a disappearance segment runs from a frame whose ground truth
@@ -68,7 +70,7 @@ def disk_footprint(radius: float) -> np.ndarray:
     """The footprint ``skimage.morphology.disk(radius)`` builds, for an integer or fractional radius.
 
     Offsets ``arange(-radius, radius + 1)`` along both axes, kept where ``x² + y² <= radius²``.
-    For a fractional radius the offsets do not include 0 and the footprint is off-centre.
+    For a fractional radius the offsets do not include 0: the footprint is no disk of a whole radius.
     """
     steps = np.arange(-radius, radius + 1)
     xx, yy = np.meshgrid(steps, steps)

@@ -237,6 +237,79 @@ def uses_benchmark_jobs(dataset: Dataset) -> bool:
     return getattr(dataset, "name", None) in JOB_BUILDERS
 
 
+# Bump when the scores of unchanged files would change (old cache entries are then not reused).
+BENCHMARK_CACHE_FORMAT = 1
+
+
+def _source_paths(source: Source) -> list:
+    if isinstance(source, tuple):
+        return [path for _, path in source]
+    return [source]
+
+
+def benchmark_job_key(job: BenchmarkJob, metrics: list[Metric]) -> str:
+    """Content key of a job for the shared score cache: the bytes of every mask it reads, its frames,
+    objects and frame rules, and the metrics' tokens. Computed only when a cache is used."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256()
+    digest.update(json.dumps({"format": BENCHMARK_CACHE_FORMAT, "frames": job.frames, "objects": job.object_ids,
+                              "scored": job.scored, "metrics": [m.token() for m in metrics]},
+                             sort_keys=True, default=str).encode())
+    for source in job.gt + job.pred:
+        for path in _source_paths(source):
+            digest.update(b"\0" if path is None or not Path(path).is_file() else Path(path).read_bytes())
+    return digest.hexdigest()[:32]
+
+
+class BenchmarkResult(Result):
+    """A `Result` whose protocol line is the benchmark's (the DAVIS rules line would not describe it)."""
+
+    def __init__(self, *args, protocol_text: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.protocol_text = protocol_text
+
+    def protocol(self) -> str:
+        return f"Protocol: {self.protocol_text}"
+
+    def to_dict(self):
+        out = super().to_dict()
+        out["protocol_text"] = self.protocol_text
+        return out
+
+
+def benchmark_problems(dataset: Dataset, results_dir: str | Path) -> list[InputError]:
+    """Every structural problem of a results folder for a benchmark layout (what `vosbench validate` reports):
+    missing masks of scored frames and ground truth the protocol needs; then every mask that cannot be
+    decoded or has the wrong size, found by reading the scored frames."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        return [InputError(results_dir, "results folder does not exist.",
+                           "Pass the folder holding one sub-folder per video.")]
+    built, problems = JOB_BUILDERS[dataset.name](dataset, results_dir)
+    if problems:
+        return problems
+    for job in built:
+        shape = None
+        for source in job.gt + job.pred:
+            for path in _source_paths(source):
+                if path is None:
+                    continue
+                try:
+                    mask = read_mask(path)
+                except InputError as exc:
+                    problems.append(exc)
+                    continue
+                if shape is None:
+                    shape = mask.shape
+                elif mask.shape != shape:
+                    problems.append(InputError(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but the video's "
+                                                     f"masks are {shape[1]}x{shape[0]}.",
+                                               "Write masks at the ground truth's resolution."))
+    return problems
+
+
 def _guarded(job: BenchmarkJob, metrics: list[Metric], lenient: bool):
     try:
         return score_benchmark_sequence(job, metrics)
@@ -249,6 +322,7 @@ def _guarded(job: BenchmarkJob, metrics: list[Metric], lenient: bool):
 def evaluate_benchmark(dataset: Dataset, results_dir: str | Path, params: EvalParams, *, jobs: int = 1,
                        backend: str | None = None, scheduler: str | None = None, lenient: bool = False,
                        progress: bool = False, split: str | None = None,
+                       cache_dir: str | Path | None | bool = True,
                        metrics: Iterable[str | Metric] | str | None = None,
                        metric_options: Mapping[str, Mapping[str, Any]] | None = None) -> Result:
     """Validate the results folder against the benchmark's frames, score every video, return the Result."""
@@ -276,20 +350,38 @@ def evaluate_benchmark(dataset: Dataset, results_dir: str | Path, params: EvalPa
         built = keep
         for problem in problems:
             log.warning("skipped: %s", problem)
+    from vosbench.tracks.evaluator import ScoreCache, cache_folder
+
+    cache = ScoreCache(cache_folder(cache_dir))
     scores: dict[str, SequenceScores] = {}
+    keys: dict[str, str] = {}
+    todo = []
+    for job in built:
+        if cache.folder is not None:
+            keys[job.sequence] = key = benchmark_job_key(job, chosen)
+            cached = cache.load(job.sequence, key)
+            if cached is not None:
+                scores[job.sequence] = cached
+                continue
+        todo.append(job)
+    if scores:
+        log.info("resumed: %d of %d videos reused from the cache in %s (their masks are unchanged)",
+                 len(scores), len(built), cache.folder)
     errors: list[InputError] = []
     with joblib_backend(backend, scheduler):
-        for output in run_parallel(_guarded, built, jobs=jobs, total=len(built), progress=progress,
+        for output in run_parallel(_guarded, todo, jobs=jobs, total=len(todo), progress=progress,
                                    args=(chosen, lenient)):
             if isinstance(output, InputError):
                 errors.append(output)
                 continue
+            if cache.folder is not None:
+                cache.store(output.sequence, keys[output.sequence], output)
             scores[output.sequence] = output
     for error in errors:
         skipped.append(str(error))
     if not scores:
         raise ValidationError(problems + errors or [InputError(results_dir, "nothing could be scored.", "")])
     ordered = [scores[j.sequence] for j in built if j.sequence in scores]
-    return Result(ordered, params, dataset=dataset.describe(), results_dir=str(results_dir), skipped=skipped,
-                  split=split or getattr(dataset, "split", "val"), metrics=chosen,
-                  notes=[f"Benchmark protocol: {PROTOCOLS[dataset.name]}"])
+    return BenchmarkResult(ordered, params, dataset=dataset.describe(), results_dir=str(results_dir),
+                           skipped=skipped, split=split or getattr(dataset, "split", "val"), metrics=chosen,
+                           protocol_text=PROTOCOLS[dataset.name])

@@ -1,0 +1,265 @@
+"""The benchmark layouts' kernels, readers, generator and commands (parity with the official
+evaluators is in test_benchmark_parity.py)."""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import vosbench
+from vosbench.errors import ValidationError, VosbenchError
+from vosbench.io.layouts import generate_layout
+from vosbench.metrics import lvos as lvos_metrics
+from vosbench.metrics import mosev2, sav
+from vosbench.metrics.boundary import seg2bmap
+
+
+def _blobs(rng, shape, n=3):
+    mask = np.zeros(shape, dtype=bool)
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    for _ in range(n):
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        ay, ax = rng.uniform(2, shape[0] / 4), rng.uniform(2, shape[1] / 4)
+        mask |= ((yy - cy) / ay) ** 2 + ((xx - cx) / ax) ** 2 <= 1
+    return mask
+
+
+def _full_frame_f(gt, pred, footprint, bmap=seg2bmap):
+    """Boundary F over the whole frame, no crop: the definition the cropped kernels must equal."""
+    gt_b, pred_b = bmap(gt), bmap(pred)
+    n_gt, n_pred = gt_b.sum(), pred_b.sum()
+    if n_gt == 0 and n_pred == 0:
+        return 1.0
+    if n_gt == 0 or n_pred == 0:
+        return 0.0
+    gt_d = cv2.dilate(gt_b.astype(np.uint8), footprint).astype(bool)
+    pred_d = cv2.dilate(pred_b.astype(np.uint8), footprint).astype(bool)
+    p, r = (pred_b & gt_d).sum() / n_pred, (gt_b & pred_d).sum() / n_gt
+    return 0.0 if p + r == 0 else 2 * p * r / (p + r)
+
+
+# ----------------------------------------------------------------------------- MOSEv2
+@pytest.mark.parametrize("radius", [0, 1, 2, 3, 7, 8, 2.94, 3.92, 7.837, 0.64])
+def test_disk_footprint_is_skimage_disk(radius):
+    from skimage.morphology import disk
+
+    assert np.array_equal(mosev2.disk_footprint(float(radius)), disk(radius).astype(np.uint8))
+
+
+def test_fractional_disk_is_neither_neighbouring_disk():
+    from skimage.morphology import disk
+
+    for radius in (2.94, 3.92, 7.837):
+        footprint = mosev2.disk_footprint(radius)
+        for whole in (math.floor(radius), math.ceil(radius)):
+            assert footprint.sum() != disk(whole).sum()
+    # At 480p (radius 7.837) it is not even symmetric about its anchor.
+    footprint = mosev2.disk_footprint(7.837)
+    assert not np.array_equal(footprint, footprint[::-1, ::-1])
+
+
+def test_jaccard_plus_one_on_empty_ground_truth():
+    gt = np.zeros((1, 6, 6), bool)
+    pred = np.zeros_like(gt)
+    assert mosev2.jaccard_plus_one(gt, pred)[0] == 1.0
+    pred[0, :2, :2] = True
+    assert mosev2.jaccard_plus_one(gt, pred)[0] == pytest.approx(1 / 5)
+
+
+def test_mosev2_boundary_equals_the_full_frame_definition():
+    rng = np.random.default_rng(5)
+    shape = (240, 427)
+    cap = 0.008 * float(np.linalg.norm(shape))
+    both_branches = set()
+    for trial in range(40):
+        gt = _blobs(rng, shape, n=1) if trial % 7 else np.zeros(shape, bool)
+        if trial % 3 == 0:
+            gt &= _blobs(rng, shape, n=2)  # small objects: adaptive width below the cap
+        pred = np.roll(gt, rng.integers(-4, 5, 2), axis=(0, 1)) | (_blobs(rng, shape, n=1) & (trial % 5 == 0))
+        f_plain, f_new = mosev2.boundary_pair(gt, pred)
+        radius = mosev2.adaptive_radius(gt)
+        if radius < cap:
+            both_branches.add("adaptive")
+            assert f_plain == pytest.approx(_full_frame_f(gt, pred, mosev2.disk_footprint(float(math.ceil(cap)))), abs=1e-12)
+            assert f_new == pytest.approx(_full_frame_f(gt, pred, mosev2.disk_footprint(radius)), abs=1e-12)
+        else:
+            both_branches.add("cap")
+            expected = _full_frame_f(gt, pred, mosev2.disk_footprint(cap))
+            assert f_plain == pytest.approx(expected, abs=1e-12) and f_new == f_plain
+    assert both_branches == {"adaptive", "cap"}
+
+
+def test_appearance_segments():
+    # scored frames:      0  1  2  3  4  5  6  7  8
+    empty = np.array([1, 0, 0, 1, 1, 0, 1, 0, 0], bool)
+    gone, back = mosev2.appearance_segments(empty)
+    assert gone == [(3, 5), (6, 7)]          # the one starting on frame 0 is dropped
+    assert back == [(1, 3), (5, 6), (7, 9)]
+
+
+def test_mosev2_object_without_frames_scores_zero():
+    summary = mosev2.summarize_object(np.zeros(0), np.zeros(0), np.zeros(0), np.zeros(0, bool))
+    assert (summary.j, summary.f_new, summary.f, summary.disappear_j) == (0.0, 0.0, 0.0, None)
+
+
+# ----------------------------------------------------------------------------- LVOS
+def test_lvos_steps():
+    frames, positions, length = lvos_metrics.scored_steps(10, 31, 5)
+    assert frames == [15, 20, 25] and positions == [0, 1, 2] and length == 3
+    # An end that is the last annotated frame itself gives the same frames.
+    assert lvos_metrics.scored_steps(10, 30, 5)[0] == [15, 20, 25]
+
+
+def test_lvos_compiled_boundary_is_its_definition_and_differs():
+    rng = np.random.default_rng(3)
+    seg = _blobs(rng, (40, 50))
+    e, s, se = np.zeros_like(seg), np.zeros_like(seg), np.zeros_like(seg)
+    e[:, :-1], s[:-1, :], se[:-1, :-1] = seg[:, 1:], seg[1:, :], seg[1:, 1:]
+    expected = seg ^ (e | s | se)
+    expected[-1, :] = seg[-1, :] ^ e[-1, :]
+    expected[:, -1] = seg[:, -1] ^ s[:, -1]
+    expected[-1, -1] = False
+    assert np.array_equal(lvos_metrics.compiled_seg2bmap(seg), expected)
+    assert not np.array_equal(expected, seg2bmap(seg))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_lvos_f_equals_the_full_frame_definition(compiled):
+    from skimage.morphology import disk
+
+    rng = np.random.default_rng(11)
+    shape = (120, 200)
+    radius = math.ceil(0.008 * float(np.linalg.norm(shape)))
+    bmap = lvos_metrics.compiled_seg2bmap if compiled else seg2bmap
+    for _ in range(15):
+        gt = _blobs(rng, shape)
+        pred = np.roll(gt, rng.integers(-5, 6, 2), axis=(0, 1)) ^ _blobs(rng, shape, 1)
+        assert lvos_metrics.f_measure(gt, pred, compiled=compiled) == pytest.approx(
+            _full_frame_f(gt, pred, disk(radius).astype(np.uint8), bmap), abs=1e-12)
+
+
+def test_lvos_variance_is_rounded_before_the_root():
+    j = np.array([1.0, 0.0, 0.5])
+    f = np.array([1.0, 0.0, 0.4])
+    jf = (j + f) / 2
+    var = np.sum((jf.mean() - jf) ** 2) / 3
+    assert lvos_metrics.variance(j, f) == math.sqrt(round(var, 4))
+    assert lvos_metrics.variance(j, f) != math.sqrt(var)
+
+
+def test_lvos_global_is_nan_without_unseen_videos():
+    out = lvos_metrics.combine([0.5, 0.7], [0.4, 0.6], [0.1, 0.2], [False, False])
+    assert math.isnan(out["J&F-Mean"]) and out["J-seen-Mean"] == pytest.approx(0.6)
+
+
+# ----------------------------------------------------------------------------- SA-V
+def test_sav_counts_frames_from_the_first_sighting():
+    gt = np.zeros((5, 8, 8), bool)
+    pred = np.zeros_like(gt)
+    gt[2:, 2:5, 2:5] = True
+    pred[3:, 2:5, 2:5] = True
+    j, f, in_gt = sav.object_frame_scores(gt, pred)
+    assert in_gt and len(j) == 3 and list(j) == [0.0, 1.0, 1.0]
+    # A false positive before the object appears starts the count earlier.
+    pred[1, 0, 0] = True
+    j, _, _ = sav.object_frame_scores(gt, pred)
+    assert len(j) == 4 and j[0] == 0.0
+
+
+# ----------------------------------------------------------------------------- data and commands
+@pytest.fixture(scope="module")
+def lvos_set(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lvos")
+    gt = generate_layout("lvos", folder / "data", seed=3, long_frames=40, results=folder / "results", images=False)
+    return gt, folder / "results"
+
+
+def test_generator_is_seeded(tmp_path):
+    a = generate_layout("sav", tmp_path / "a", seed=4, long_frames=12, results=tmp_path / "ra", images=False)
+    b = generate_layout("sav", tmp_path / "b", seed=4, long_frames=12, results=tmp_path / "rb", images=False)
+    files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
+    assert files and files == sorted(p.relative_to(b) for p in b.rglob("*.png"))
+    assert all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
+    c = generate_layout("sav", tmp_path / "c", seed=5, long_frames=12, images=False)
+    assert any((a / f).read_bytes() != (c / f).read_bytes() for f in files)
+    # Overlapping objects: a part inside its whole.
+    part = cv2.imread(str(a / "Annotations_6fps" / "objects" / "004" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    whole = cv2.imread(str(a / "Annotations_6fps" / "objects" / "001" / "00000.png"), cv2.IMREAD_GRAYSCALE) > 0
+    assert part.any() and (part & whole).sum() == part.sum()
+
+
+def test_lvos_cache_reuses_and_notices_a_changed_mask(lvos_set, tmp_path):
+    gt, results = lvos_set
+    first = vosbench.evaluate(gt, results, dataset="lvos", cache=False).summary
+    work = tmp_path / "results"
+    import shutil
+
+    shutil.copytree(results, work)
+    cached_a = vosbench.evaluate(gt, work, dataset="lvos").summary
+    cached_b = vosbench.evaluate(gt, work, dataset="lvos").summary
+    assert cached_a == cached_b == first
+    mask = work / "objects" / "00000010.png"
+    from vosbench.io import read_mask, write_mask
+
+    write_mask(mask, np.zeros_like(read_mask(mask)))
+    assert vosbench.evaluate(gt, work, dataset="lvos").summary != first
+
+
+def test_missing_mask_is_named_and_nothing_is_written(lvos_set, tmp_path):
+    gt, results = lvos_set
+    import shutil
+
+    work = tmp_path / "results"
+    shutil.copytree(results, work)
+    (work / "objects" / "00000010.png").unlink()
+    with pytest.raises(ValidationError, match="00000010.png"):
+        vosbench.evaluate(gt, work, dataset="lvos", cache=False)
+    proc = subprocess.run([sys.executable, "-m", "vosbench", "evaluate", "--dataset", "lvos", "--gt", str(gt),
+                           "--results", str(work), "--no-cache", "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode != 0 and "00000010.png" in proc.stderr + proc.stdout
+    assert not list(work.glob("*.csv"))
+    proc = subprocess.run([sys.executable, "-m", "vosbench", "validate", "--dataset", "lvos", "--gt", str(gt),
+                           "--results", str(work)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "00000010.png" in proc.stdout
+
+
+def test_lvos_meta_whose_range_leaves_slots_empty_is_refused(lvos_set, tmp_path):
+    gt, results = lvos_set
+    import shutil
+
+    data = tmp_path / "valid"
+    shutil.copytree(gt, data)
+    meta = json.loads((data / "valid_meta.json").read_text())
+    meta["videos"]["objects"]["objects"]["1"]["frame_range"]["frame_nums"] += 2
+    (data / "valid_meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ValidationError, match="frame_nums"):
+        vosbench.evaluate(data, results, dataset="lvos", cache=False)
+
+
+def test_cli_generate_and_evaluate_each_layout(tmp_path):
+    for layout in ("mose", "vost", "sav", "mosev2"):
+        out = tmp_path / layout
+        proc = subprocess.run([sys.executable, "-m", "vosbench", "generate", "--layout", layout, "--out", str(out),
+                               "--results", str(out / "res"), "--long-frames", "30"], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        gt = proc.stdout.split(":")[0]
+        proc = subprocess.run([sys.executable, "-m", "vosbench", "evaluate", "--dataset", layout, "--gt", gt,
+                               "--results", str(out / "res"), "--no-cache", "--no-progress", "--out",
+                               str(out / "scores")], capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        table = (out / "scores" / "global_results-val.csv").read_text().splitlines()
+        assert len(table) == 2
+        headline = {"mose": "J&F-Mean", "vost": "J_tr-Mean", "sav": "J&F-Mean", "mosev2": "J&F_new"}[layout]
+        assert headline in table[0].split(",")
+        assert "Protocol:" in proc.stdout
+
+
+def test_unknown_metric_for_a_layout_is_refused(lvos_set):
+    gt, results = lvos_set
+    with pytest.raises(VosbenchError, match="unknown metric"):
+        vosbench.evaluate(gt, results, dataset="lvos", metrics="nope", cache=False)
