@@ -263,3 +263,49 @@ def test_unknown_metric_for_a_layout_is_refused(lvos_set):
     gt, results = lvos_set
     with pytest.raises(VosbenchError, match="unknown metric"):
         vosbench.evaluate(gt, results, dataset="lvos", metrics="nope", cache=False)
+
+
+# ----------------------------------------------------------------------------- DAVIS 2017 test-dev
+def _test_dev_tree(root, n_frames=5, shape=(24, 32)):
+    from vosbench.io import write_mask
+
+    for t in range(n_frames):
+        frames = root / "JPEGImages" / "480p" / "walk"
+        frames.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(frames / f"{t:05d}.jpg"), np.zeros(shape + (3,), np.uint8))
+    first = np.zeros(shape, np.uint8)
+    first[2:8, 2:8], first[10:20, 10:20] = 1, 2
+    write_mask(root / "Annotations" / "480p" / "walk" / "00000.png", first)
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "test-dev.txt").write_text("walk\n")
+    return first
+
+
+def _validate(gt, results, split="test-dev"):
+    return subprocess.run([sys.executable, "-m", "vosbench", "validate", "--dataset", "davis2017", "--gt", str(gt),
+                           "--results", str(results), "--split", split], capture_output=True, text=True)
+
+
+def test_test_dev_results_are_checked_against_the_first_frames(tmp_path):
+    from vosbench.io import write_mask
+
+    gt = tmp_path / "DAVIS"
+    first = _test_dev_tree(gt)
+    results = tmp_path / "results"
+    for t in range(1, 4):  # the first and last frame may be absent
+        write_mask(results / "walk" / f"{t:05d}.png", first)
+    proc = _validate(gt, results)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bad = first.copy()
+    bad[0, 0] = 3
+    write_mask(results / "walk" / "00001.png", bad)                       # an id the first frame lacks
+    (results / "walk" / "00002.png").unlink()                             # a scored frame missing
+    write_mask(results / "walk" / "00003.png", np.zeros((10, 10), np.uint8))  # wrong size
+    write_mask(results / "walk" / "00009.png", first)                     # names no frame
+    (results / "stroll").mkdir()                                          # not a sequence of the split
+    proc = _validate(gt, results)
+    assert proc.returncode == 2
+    for text in ("00001.png", "object id 3", "00002.png", "00003.png", "00009.png", "stroll"):
+        assert text in proc.stdout
+    with pytest.raises(VosbenchError, match="not public"):
+        vosbench.evaluate(gt, results, dataset="davis2017", split="test-dev")

@@ -33,6 +33,12 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
     ds = open_dataset(kind, gt, split=split, resolution=resolution, unsupervised=track is Track.UNSUPERVISED)
     params = params or EvalParams.official(track, dataset=kind)
     from vosbench.tracks.benchmarks import evaluate_benchmark, uses_benchmark_jobs
+    from vosbench.tracks.first_frame import is_test_split
+
+    if is_test_split(ds):
+        raise VosbenchError(f"the ground truth of DAVIS 2017 {split} is not public (only first frames), so it "
+                            "cannot be scored here. Fix: check the results with `vosbench validate --split "
+                            f"{split}` and submit them to the evaluation server.")
 
     if uses_benchmark_jobs(ds):
         return evaluate_benchmark(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
