@@ -309,3 +309,24 @@ def test_test_dev_results_are_checked_against_the_first_frames(tmp_path):
         assert text in proc.stdout
     with pytest.raises(VosbenchError, match="not public"):
         vosbench.evaluate(gt, results, dataset="davis2017", split="test-dev")
+
+
+def test_metric_options_from_the_command_line():
+    from vosbench.cli.evaluate import parse_metric_options
+
+    assert parse_metric_options(["lvos.compiled_boundary=true", "lvos.unseen=[\"a\"]", "x.name=plain"]) == {
+        "lvos": {"compiled_boundary": True, "unseen": ["a"]}, "x": {"name": "plain"}}
+    with pytest.raises(VosbenchError, match="METRIC.KEY=VALUE"):
+        parse_metric_options(["compiled_boundary=true"])
+
+
+def test_official_object_names(tmp_path):
+    gt = generate_layout("sav", tmp_path / "d", seed=2, long_frames=30, results=tmp_path / "r", images=False)
+    labels = list(vosbench.evaluate(gt, tmp_path / "r", dataset="sav", cache=False).per_object["label"])
+    assert "objects_004" in labels and "long_000" in labels
+
+
+def test_other_tracks_of_the_layouts_are_refused(lvos_set):
+    gt, results = lvos_set
+    with pytest.raises(VosbenchError, match="semi-supervised evaluator only"):
+        vosbench.evaluate(gt, results, dataset="lvos", track="unsupervised", cache=False)

@@ -39,8 +39,11 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
         raise VosbenchError(f"the ground truth of DAVIS 2017 {split} is not public (only first frames), so it "
                             "cannot be scored here. Fix: check the results with `vosbench validate --split "
                             f"{split}` and submit them to the evaluation server.")
-
     if uses_benchmark_jobs(ds):
+        if track is not Track.SEMI:
+            raise VosbenchError(f"--dataset {kind.value} is scored with its semi-supervised evaluator only; "
+                                f"the {track.value} track of that benchmark is not implemented. "
+                                "Fix: use --track semi.")
         return evaluate_benchmark(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
                                   lenient=lenient, progress=progress, split=split, metrics=metrics,
                                   metric_options=metric_options, cache_dir=cache)

@@ -197,7 +197,12 @@ def main() -> None:
     name = "golden-compiled.json" if args.compiled else "golden.json"
     if args.bench == "lvos" and data.get("compiled_boundary") != args.compiled:
         raise SystemExit(f"--compiled={args.compiled} but the oracle ran compiled={data.get('compiled_boundary')}")
-    fixture = {"bench": args.bench, "settings": SETTINGS, "oracle_commit": args.oracle_commit, **data}
+    versions = subprocess.run([args.oracle_python, "-c", "import sys, numpy, skimage, cv2, scipy, PIL; print("
+                               "f'python {sys.version.split()[0]}, numpy {numpy.__version__}, scikit-image "
+                               "{skimage.__version__}, opencv {cv2.__version__}, scipy {scipy.__version__}, "
+                               "pillow {PIL.__version__}')"], capture_output=True, text=True).stdout.strip()
+    fixture = {"bench": args.bench, "settings": SETTINGS, "oracle_commit": args.oracle_commit,
+               "oracle_environment": versions, **data}
     target = HERE / args.bench / name
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(fixture, indent=1, sort_keys=True) + "\n")

@@ -11,7 +11,9 @@ Each job lists, frame by frame, where the ground truth and the prediction of eve
 as `vosbench.tracks.jobs.score_sequence` does for DAVIS) and returns `SequenceScores` with NaN on
 every frame an object is not scored on. The run goes through the shared joblib runner (any backend,
 Dask included) and ends in the same `Result`, tables and CSVs as every other evaluation.
-MOSEv1 and VOST are DAVIS-like and use the DAVIS job builder directly.
+* VOST: the annotated frames only, J alone, predicted ids beyond the objects ignored.
+
+MOSEv1 is scored under the DAVIS 2017 rules and uses the DAVIS job builder directly.
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ class BenchmarkJob:
     gt: tuple[Source, ...]
     pred: tuple[Source, ...]
     scored: tuple[tuple[bool, ...], ...]
+    # How each object is named in the tables (the official evaluator's names); None: ``video_k``.
+    labels: tuple[str, ...] | None = None
 
 
 def _read(source: Source, binary_objects: bool):
@@ -115,7 +119,8 @@ def score_benchmark_sequence(job: BenchmarkJob, metrics: list[Metric]) -> Sequen
             array = np.asarray(array, dtype=np.float64).copy()
             array[~scored] = np.nan
             values[field] = array
-    return SequenceScores(job.sequence, list(job.frames), list(job.object_ids), values=values)
+    return SequenceScores(job.sequence, list(job.frames), list(job.object_ids), values=values,
+                          labels=list(job.labels) if job.labels else None)
 
 
 def frame_shape_fix(frame: Frame, shape: tuple[int, int]) -> None:
@@ -184,7 +189,8 @@ def mosev2_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[In
             pred.append(path if path.is_file() else None)
         inner = tuple(0 < t < len(frames) - 1 for t in range(len(frames)))
         jobs.append(BenchmarkJob(seq, object_ids, tuple(frames), tuple(dataset.annotation_path(seq, f) for f in frames),
-                                 tuple(pred), tuple(inner for _ in object_ids)))
+                                 tuple(pred), tuple(inner for _ in object_ids),
+                                 labels=tuple(f"{seq}_{i}" for i in object_ids)))
     return jobs, problems
 
 
@@ -212,11 +218,38 @@ def sav_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[Input
         scored = tuple(tuple(n in scored_sets[i] for n in names) for i in object_ids)
         keep = [t for t in range(len(names)) if any(s[t] for s in scored)]
         jobs.append(BenchmarkJob(seq, object_ids, tuple(names[t] for t in keep), tuple(gt[t] for t in keep),
-                                 tuple(pred[t] for t in keep), tuple(tuple(s[t] for t in keep) for s in scored)))
+                                 tuple(pred[t] for t in keep), tuple(tuple(s[t] for t in keep) for s in scored),
+                                 labels=tuple(f"{seq}_{objects[i][0]}" for i in object_ids)))
     return jobs, problems
 
 
-JOB_BUILDERS = {"lvos": lvos_jobs, "mosev2": mosev2_jobs, "sav": sav_jobs}
+def vost_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[InputError]]:
+    """VOST: the annotated frames (the PNGs of Annotations/) but the first and last; objects 1..largest id of
+    the first annotation (void 255 excluded). Predicted ids above them are ignored, as the package drops them."""
+    jobs, problems = [], []
+    for seq in dataset.sequence_names():
+        frames = dataset.frame_names(seq)
+        if not frames:
+            problems.append(InputError(dataset.root / "Annotations" / seq, "holds no annotation.",
+                                       "Every video of the split needs its annotated frames."))
+            continue
+        first = read_mask(dataset.annotation_path(seq, frames[0]))
+        ids = first[first != 255]
+        object_ids = tuple(range(1, int(ids.max()) + 1)) if ids.size else ()
+        pred = []
+        for t, name in enumerate(frames):
+            path = results_dir / seq / f"{name}.png"
+            inner = 0 < t < len(frames) - 1
+            if inner and not path.is_file():
+                problems.append(_missing(path, "prediction of a scored frame"))
+            pred.append(path if inner else None)
+        inner = tuple(0 < t < len(frames) - 1 for t in range(len(frames)))
+        jobs.append(BenchmarkJob(seq, object_ids, tuple(frames), tuple(dataset.annotation_path(seq, f) for f in frames),
+                                 tuple(pred), tuple(inner for _ in object_ids)))
+    return jobs, problems
+
+
+JOB_BUILDERS = {"lvos": lvos_jobs, "mosev2": mosev2_jobs, "sav": sav_jobs, "vost": vost_jobs}
 
 # What each benchmark scores, printed with its tables (the DAVIS protocol line does not apply).
 PROTOCOLS = {
@@ -227,6 +260,9 @@ PROTOCOLS = {
               "F_new with tolerance ceil(0.1 sqrt(gt area)) capped at 0.008 diagonal (headline J&F_new), F with "
               "ceil(0.008 diagonal) (the cap itself, unrounded, where the adaptive width reaches it); J&F_new on "
               "the disappear and reappear segments",
+    "vost": "VOST package: annotated frames but the first and last, objects 1..largest id of the first "
+            "annotation, ground-truth void counted as background; J per frame (no F); J_tr = J over the last quarter "
+            "of those frames (from floor(0.75 n)); Mean, Recall, Decay with DAVIS's uint8 bin edges",
     "sav": "SA-V evaluator: one binary mask per object; each object on its annotated frames without its first "
            "and last, from the first frame it is seen (ground truth or prediction); J and F (0.008 diagonal); "
            "mean over objects",
@@ -238,7 +274,7 @@ def uses_benchmark_jobs(dataset: Dataset) -> bool:
 
 
 # Bump when the scores of unchanged files would change (old cache entries are then not reused).
-BENCHMARK_CACHE_FORMAT = 1
+BENCHMARK_CACHE_FORMAT = 2  # 2: the tables name objects as the official evaluators do
 
 
 def _source_paths(source: Source) -> list:
