@@ -330,3 +330,15 @@ def test_other_tracks_of_the_layouts_are_refused(lvos_set):
     gt, results = lvos_set
     with pytest.raises(VosbenchError, match="semi-supervised evaluator only"):
         vosbench.evaluate(gt, results, dataset="lvos", track="unsupervised", cache=False)
+
+
+def test_lenient_skips_a_video_with_missing_masks_and_lists_it(lvos_set, tmp_path):
+    gt, results = lvos_set
+    import shutil
+
+    work = tmp_path / "results"
+    shutil.copytree(results, work)
+    shutil.rmtree(work / "empty")
+    result = vosbench.evaluate(gt, work, dataset="lvos", cache=False, lenient=True)
+    assert set(result.per_object["sequence"]) == {"objects", "small", "long"}
+    assert any("empty" in s for s in result.skipped)

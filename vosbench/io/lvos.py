@@ -13,6 +13,7 @@ Each object is scored on its own frames: every fifth frame from its start (see
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,8 @@ from typing import Sequence
 
 from vosbench.errors import InputError
 from vosbench.io.datasets import Dataset, _stems
+
+log = logging.getLogger(__name__)
 
 SPLITS = {"val": ("valid", "val"), "valid": ("valid", "val"), "test": ("test",), "train": ("train",)}
 UNSEEN_LIST = "unseen_videos.txt"
@@ -101,7 +104,11 @@ class LvosDataset(Dataset):
         return [line.strip() for line in self._unseen_path.read_text().splitlines() if line.strip()]
 
     def metric_options(self) -> dict[str, dict]:
-        return {"lvos": {"unseen": tuple(self.unseen_videos()), "compiled_boundary": self.compiled_boundary}}
+        unseen = self.unseen_videos()
+        if not unseen:
+            log.warning("%s: no unseen-videos list; every video counts as seen, so J&F-Mean (the mean of the seen "
+                        "and unseen J and F) is NaN. Put the official unseen_videos.txt there.", self._unseen_path)
+        return {"lvos": {"unseen": tuple(unseen), "compiled_boundary": self.compiled_boundary}}
 
     def sequence_names(self) -> list[str]:
         return list(self._sequences)
