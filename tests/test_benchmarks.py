@@ -342,3 +342,10 @@ def test_lenient_skips_a_video_with_missing_masks_and_lists_it(lvos_set, tmp_pat
     result = vosbench.evaluate(gt, work, dataset="lvos", cache=False, lenient=True)
     assert set(result.per_object["sequence"]) == {"objects", "small", "long"}
     assert any("empty" in s for s in result.skipped)
+
+
+def test_benchmark_runner_gives_the_same_numbers_on_another_joblib_backend(lvos_set):
+    gt, results = lvos_set
+    one = vosbench.evaluate(gt, results, dataset="lvos", cache=False).per_object
+    two = vosbench.evaluate(gt, results, dataset="lvos", cache=False, jobs=2, backend="threading").per_object
+    assert one.equals(two)

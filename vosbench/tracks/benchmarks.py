@@ -26,6 +26,7 @@ import numpy as np
 
 from vosbench.errors import InputError, ValidationError
 from vosbench.io.datasets import Dataset
+from vosbench.io.lvos import frame_name
 from vosbench.io.masks import read_mask
 from vosbench.metrics.base import Frame, Metric, SequenceInfo
 from vosbench.metrics.lvos import scored_steps
@@ -54,7 +55,8 @@ class BenchmarkJob:
     labels: tuple[str, ...] | None = None
 
 
-def _read(source: Source, binary_objects: bool):
+def _read(source: Source):
+    """A frame's masks: an id map, or {object id: boolean mask} for one binary PNG per object."""
     if source is None:
         return None
     if isinstance(source, tuple):
@@ -84,8 +86,8 @@ def score_benchmark_sequence(job: BenchmarkJob, metrics: list[Metric]) -> Sequen
     states: list[Any] = []
     shape = None
     for t, (name, gt_source, pred_source) in enumerate(zip(job.frames, job.gt, job.pred)):
-        gt = _read(gt_source, True)
-        pred = _read(pred_source, True)
+        gt = _read(gt_source)
+        pred = _read(pred_source)
         for masks, source in ((gt, gt_source), (pred, pred_source)):
             got = _shape_of(masks)
             if got is None:
@@ -104,11 +106,11 @@ def score_benchmark_sequence(job: BenchmarkJob, metrics: list[Metric]) -> Sequen
             # Frames before the first readable one carry no mask at all: replay them as empty.
             for early in range(t):
                 frame = Frame(early, job.frames[early], None, None, scored=scored[:, early])
-                frame_shape_fix(frame, shape)
+                _give_shape(frame, shape)
                 for metric, state in zip(metrics, states):
                     metric.update(state, frame)
         frame = Frame(t, name, gt, pred, scored=scored[:, t])
-        frame_shape_fix(frame, shape)
+        _give_shape(frame, shape)
         for metric, state in zip(metrics, states):
             metric.update(state, frame)
     if info is None:
@@ -123,7 +125,7 @@ def score_benchmark_sequence(job: BenchmarkJob, metrics: list[Metric]) -> Sequen
                           labels=list(job.labels) if job.labels else None)
 
 
-def frame_shape_fix(frame: Frame, shape: tuple[int, int]) -> None:
+def _give_shape(frame: Frame, shape: tuple[int, int]) -> None:
     """Give a frame without any mask (both sides None or empty) the video's shape."""
     if _shape_of(frame.gt) is None and _shape_of(frame.pred) is None:
         frame.gt = np.zeros(shape, dtype=np.uint8)
@@ -149,8 +151,6 @@ def lvos_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[Inpu
                     f"{max(length, 0)} slots; the official toolkit would count the difference as frames scoring 0 "
                     "(or fail).", "Fix the meta file: frame_nums must be the number of annotated frames in the range."))
                 continue
-            from vosbench.io.lvos import frame_name
-
             per_object.append((obj.object_id, {frame_name(f): 1 for f in frames}))
         names = sorted({n for _, fs in per_object for n in fs})
         if not names:
@@ -182,11 +182,12 @@ def mosev2_jobs(dataset, results_dir: Path) -> tuple[list[BenchmarkJob], list[In
             continue
         object_ids = tuple(dataset.object_ids(seq))
         pred = []
-        for name in frames:
+        for t, name in enumerate(frames):
             path = results_dir / seq / f"{name}.png"
-            if not path.is_file() and 0 < frames.index(name) < len(frames) - 1:
+            exists = path.is_file()
+            if not exists and 0 < t < len(frames) - 1:
                 problems.append(_missing(path, "prediction of a scored frame"))
-            pred.append(path if path.is_file() else None)
+            pred.append(path if exists else None)
         inner = tuple(0 < t < len(frames) - 1 for t in range(len(frames)))
         jobs.append(BenchmarkJob(seq, object_ids, tuple(frames), tuple(dataset.annotation_path(seq, f) for f in frames),
                                  tuple(pred), tuple(inner for _ in object_ids),
