@@ -349,3 +349,27 @@ def test_benchmark_runner_gives_the_same_numbers_on_another_joblib_backend(lvos_
     one = vosbench.evaluate(gt, results, dataset="lvos", cache=False).per_object
     two = vosbench.evaluate(gt, results, dataset="lvos", cache=False, jobs=2, backend="threading").per_object
     assert one.equals(two)
+
+
+def test_mose_download_without_ground_truth_is_validated_against_first_frames(tmp_path):
+    from vosbench.io import write_mask
+
+    root = tmp_path / "MOSE" / "valid"
+    first = np.zeros((16, 20), np.uint8)
+    first[2:6, 2:6] = 1
+    for t in range(4):
+        (root / "JPEGImages" / "v1").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "JPEGImages" / "v1" / f"{t:05d}.jpg"), np.zeros((16, 20, 3), np.uint8))
+    write_mask(root / "Annotations" / "v1" / "00000.png", first)
+    results = tmp_path / "results"
+    for t in range(4):
+        write_mask(results / "v1" / f"{t:05d}.png", first)
+    proc = subprocess.run([sys.executable, "-m", "vosbench", "validate", "--dataset", "mose", "--gt",
+                           str(tmp_path / "MOSE"), "--results", str(results)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (results / "v1" / "00002.png").unlink()
+    proc = subprocess.run([sys.executable, "-m", "vosbench", "validate", "--dataset", "mose", "--gt",
+                           str(tmp_path / "MOSE"), "--results", str(results)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "00002.png" in proc.stdout
+    with pytest.raises(VosbenchError, match="not public"):
+        vosbench.evaluate(tmp_path / "MOSE", results, dataset="mose")

@@ -36,9 +36,9 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
     from vosbench.tracks.first_frame import is_test_split
 
     if is_test_split(ds):
-        raise VosbenchError(f"the ground truth of DAVIS 2017 {split} is not public (only first frames), so it "
-                            "cannot be scored here. Fix: check the results with `vosbench validate --split "
-                            f"{split}` and submit them to the evaluation server.")
+        raise VosbenchError(f"the ground truth of {ds.describe()} is not public (only first frames), so it "
+                            f"cannot be scored here. Fix: check the results with `vosbench validate --dataset "
+                            f"{kind.value} --split {split}` and submit them to the evaluation server.")
     if uses_benchmark_jobs(ds):
         if track is not Track.SEMI:
             raise VosbenchError(f"--dataset {kind.value} is scored with its semi-supervised evaluator only; "

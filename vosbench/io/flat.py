@@ -98,6 +98,14 @@ class MoseDataset(FlatDavisDataset):
     name = "mose"
     label = "MOSE"
 
+    def first_frames_only(self) -> bool:
+        """True for a download whose ground truth is withheld (valid, test): one mask per video."""
+        return all(len(self.frame_names(seq)) <= 1 for seq in self._sequences)
+
+    def video_frames(self, sequence: str) -> list[str]:
+        """Every frame of a video (JPEGImages), whatever is annotated."""
+        return _stems(self.root / "JPEGImages" / sequence, (".jpg", ".jpeg", ".png"))
+
 
 class VostDataset(FlatDavisDataset):
     """VOST: frames at 30 fps, annotations every sixth frame; ``ImageSets/<split>.txt`` lists the videos.

@@ -1,4 +1,5 @@
-"""Results for DAVIS 2017 test-dev and test-challenge, whose ground truth is not public.
+"""Results for splits whose ground truth is not public: DAVIS 2017 test-dev and test-challenge, and
+MOSEv1 valid and test (their downloads hold the first frame of each video only).
 
 Only the first frame of each sequence is annotated in those downloads, so nothing can be scored
 locally; `validate_against_first_frames` checks what the evaluation server will need before a
@@ -20,10 +21,20 @@ TEST_SPLITS = ("test-dev", "test-challenge")
 
 
 def is_test_split(dataset) -> bool:
-    return isinstance(dataset, DavisDataset) and getattr(dataset, "split", None) in TEST_SPLITS
+    """Whether only first-frame masks are public: a DAVIS test split, or a MOSE download of one mask per video."""
+    if isinstance(dataset, DavisDataset):
+        return getattr(dataset, "split", None) in TEST_SPLITS
+    first_only = getattr(dataset, "first_frames_only", None)
+    return bool(first_only and first_only())
 
 
-def _first_frame_objects(dataset: DavisDataset, seq: str) -> tuple[Path, tuple[int, int], int]:
+def _video_frames(dataset, seq: str) -> list[str]:
+    if isinstance(dataset, DavisDataset):
+        return _stems(dataset.image_dir(seq), (".jpg", ".jpeg", ".png"))
+    return dataset.video_frames(seq)
+
+
+def _first_frame_objects(dataset, seq: str) -> tuple[Path, tuple[int, int], int]:
     frames = dataset.frame_names(seq)
     if not frames:
         raise InputError(dataset.annotation_path(seq, "00000").parent, "holds no first-frame mask.",
@@ -34,7 +45,7 @@ def _first_frame_objects(dataset: DavisDataset, seq: str) -> tuple[Path, tuple[i
     return path, first.shape, int(ids.max()) if ids.size else 0
 
 
-def validate_against_first_frames(dataset: DavisDataset, results_dir: str | Path) -> list[InputError]:
+def validate_against_first_frames(dataset, results_dir: str | Path) -> list[InputError]:
     """Every problem of a results folder for a split whose ground truth is only its first frames."""
     results = Path(results_dir)
     if not results.is_dir():
@@ -54,7 +65,10 @@ def validate_against_first_frames(dataset: DavisDataset, results_dir: str | Path
             continue
         try:
             first_path, shape, n_objects = _first_frame_objects(dataset, seq)
-            frames = _stems(dataset.image_dir(seq), (".jpg", ".jpeg", ".png"))
+            frames = _video_frames(dataset, seq)
+            if not frames:
+                raise InputError(dataset.image_path(seq, "00000").parent, "holds no frame of the video.",
+                                 "The frames (JPEGImages) name the masks the server expects; download them.")
         except InputError as exc:
             problems.append(exc)
             continue
