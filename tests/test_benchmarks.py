@@ -373,3 +373,15 @@ def test_mose_download_without_ground_truth_is_validated_against_first_frames(tm
     assert proc.returncode == 2 and "00002.png" in proc.stdout
     with pytest.raises(VosbenchError, match="not public"):
         vosbench.evaluate(tmp_path / "MOSE", results, dataset="mose")
+
+
+def test_folders_of_no_video_are_ignored_with_a_note(lvos_set, tmp_path):
+    gt, results = lvos_set
+    import shutil
+
+    work = tmp_path / "results"
+    shutil.copytree(results, work)
+    shutil.copytree(work / "empty", work / "not-a-video")
+    result = vosbench.evaluate(gt, work, dataset="lvos", cache=False)
+    assert "not-a-video" not in set(result.per_object["sequence"])
+    assert any("not-a-video" in note for note in result.notes)

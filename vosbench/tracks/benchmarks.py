@@ -372,6 +372,13 @@ def evaluate_benchmark(dataset: Dataset, results_dir: str | Path, params: EvalPa
     chosen = resolve_metrics(dataset, params, metrics, metric_options)
     built, problems = JOB_BUILDERS[dataset.name](dataset, results_dir)
     skipped: list[str] = []
+    known = set(dataset.sequence_names())
+    extra = sorted(p.name for p in results_dir.iterdir() if p.is_dir() and not p.name.startswith(".")
+                   and p.name not in known)
+    notes = [f"ignored {len(extra)} folder(s) that are no video of {dataset.describe()}: {', '.join(extra[:10])}"
+             + (" ..." if len(extra) > 10 else "")] if extra else []
+    for note in notes:
+        log.info("%s", note)
     if problems:
         bad = {p.path for p in problems}
         if not lenient:
@@ -421,4 +428,4 @@ def evaluate_benchmark(dataset: Dataset, results_dir: str | Path, params: EvalPa
     ordered = [scores[j.sequence] for j in built if j.sequence in scores]
     return BenchmarkResult(ordered, params, dataset=dataset.describe(), results_dir=str(results_dir),
                            skipped=skipped, split=split or getattr(dataset, "split", "val"), metrics=chosen,
-                           protocol_text=PROTOCOLS[dataset.name])
+                           protocol_text=PROTOCOLS[dataset.name], notes=notes)
