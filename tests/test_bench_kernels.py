@@ -101,3 +101,19 @@ def test_pairwise_twenty_proposals(benchmark, frames):
     single_j, single_f = object_frame_scores(gt[None], proposals[None], [1, 2, 3, 4, 5], pred_ids=[7] * 5)
     np.testing.assert_array_equal(j[6], single_j)
     np.testing.assert_array_equal(f[6], single_f)
+
+
+def test_mosev2_boundary_pair_480p(benchmark, frames):
+    from vosbench.metrics.mosev2 import boundary_pair
+
+    gt, pred = frames
+    f_plain, f_new = benchmark(boundary_pair, gt == 1, pred == 1)
+    assert 0 < f_new <= 1 and 0 < f_plain <= 1
+
+
+def test_lvos_f_measure_480p(benchmark, frames):
+    from vosbench.metrics.lvos import f_measure as lvos_f
+
+    gt, pred = frames
+    value = benchmark(lvos_f, gt == 1, pred == 1)
+    assert value == pytest.approx(f_measure(gt == 1, pred == 1), abs=1e-12)  # the pure-Python path is DAVIS's

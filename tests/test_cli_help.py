@@ -21,4 +21,4 @@ def test_choices_metavar_lists_the_values():
     from vosbench.cli.choices import choices_metavar
     from vosbench.io.factory import DatasetKind
 
-    assert choices_metavar(DatasetKind) == "{davis2016,davis2017,youtubevos,folder}"
+    assert choices_metavar(DatasetKind) == "{davis2016,davis2017,youtubevos,folder,mose,mosev2,lvos,sav,vost}"

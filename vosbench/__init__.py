@@ -21,11 +21,32 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
              track: Track | str = Track.SEMI, split: str = "val", resolution: str = "480p",
              params: EvalParams | None = None, jobs: int = 1, backend: str | None = None,
              scheduler: str | None = None, cache: bool = True, lenient: bool = False,
-             progress: bool = False) -> Result:
-    """Score a folder of result masks against a dataset's ground truth under the official protocol."""
+             progress: bool = False, metrics=None, metric_options=None) -> Result:
+    """Score a folder of result masks against a dataset's ground truth under the official protocol.
+
+    metrics: what to measure: registry names ("J,F,T", ["J", "F"]) or `vosbench.metrics.base.Metric`
+        instances; default: the dataset's official measures (J and F for DAVIS).
+    metric_options: {metric name: keyword arguments} for metrics given by name.
+    """
     kind = DatasetKind(dataset)
     track = Track(track)
     ds = open_dataset(kind, gt, split=split, resolution=resolution, unsupervised=track is Track.UNSUPERVISED)
     params = params or EvalParams.official(track, dataset=kind)
+    from vosbench.tracks.benchmarks import evaluate_benchmark, uses_benchmark_jobs
+    from vosbench.tracks.first_frame import is_test_split
+
+    if is_test_split(ds):
+        raise VosbenchError(f"the ground truth of {ds.describe()} is not public (only first frames), so it "
+                            f"cannot be scored here. Fix: check the results with `vosbench validate --dataset "
+                            f"{kind.value} --split {split}` and submit them to the evaluation server.")
+    if uses_benchmark_jobs(ds):
+        if track is not Track.SEMI:
+            raise VosbenchError(f"--dataset {kind.value} is scored with its semi-supervised evaluator only; "
+                                f"the {track.value} track of that benchmark is not implemented. "
+                                "Fix: use --track semi.")
+        return evaluate_benchmark(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
+                                  lenient=lenient, progress=progress, split=split, metrics=metrics,
+                                  metric_options=metric_options, cache_dir=cache)
     return evaluate_dataset(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
-                            cache_dir=cache, lenient=lenient, progress=progress, split=split)
+                            cache_dir=cache, lenient=lenient, progress=progress, split=split,
+                            metrics=metrics, metric_options=metric_options)

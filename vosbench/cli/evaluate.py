@@ -39,12 +39,37 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--no-cache", dest="cache", action="store_false",
                         help="do not reuse or store per-sequence scores")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--metrics", default=None,
+                        help="comma-separated registered metrics to measure, e.g. J,F,T "
+                             "(default: the dataset's official ones; J,F for DAVIS)")
+    parser.add_argument("--metric-option", action="append", default=[], metavar="METRIC.KEY=VALUE",
+                        help="an option of one metric, VALUE read as JSON (repeatable), e.g. "
+                             "lvos.compiled_boundary=true (LVOS's compiled boundary path)")
     parser.add_argument("--seen-categories", type=Path, default=None,
                         help="YouTube-VOS: text file of the categories seen in training (one per line)")
     parser.add_argument("--unseen-categories", type=Path, default=None,
                         help="YouTube-VOS: text file of the unseen categories; with --seen-categories "
                              "adds J/F seen and unseen and their mean")
     parser.set_defaults(func=run)
+
+
+def parse_metric_options(items: list[str]) -> dict[str, dict]:
+    """``["lvos.compiled_boundary=true"]`` -> ``{"lvos": {"compiled_boundary": True}}`` (values are JSON;
+    a value that is not JSON is taken as a string)."""
+    import json
+
+    out: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        metric, dot, option = key.partition(".")
+        if not sep or not dot or not metric or not option:
+            raise VosbenchError(f"--metric-option {item!r}: write METRIC.KEY=VALUE, e.g. lvos.compiled_boundary=true.")
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            parsed = value
+        out.setdefault(metric, {})[option] = parsed
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise VosbenchError("--seen-categories/--unseen-categories apply to --dataset youtubevos only.")
     result = evaluate(args.gt, args.results, dataset=args.dataset, track=args.track, split=args.split,
                       resolution=args.resolution, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
-                      cache=args.cache, lenient=args.lenient, progress=args.progress)
+                      cache=args.cache, lenient=args.lenient, progress=args.progress, metrics=args.metrics,
+                      metric_options=parse_metric_options(args.metric_option) or None)
     print(result.format_table())
     breakdown = None
     if args.seen_categories is not None:

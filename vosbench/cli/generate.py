@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 
 from vosbench.errors import VosbenchError
+from vosbench.io.layouts import LAYOUTS, generate_layout
 from vosbench.io.synthetic import SyntheticParams, generate_dataset
 
 log = logging.getLogger(__name__)
@@ -27,10 +28,31 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--width", type=int, default=defaults.width)
     parser.add_argument("--max-objects", type=int, default=defaults.max_objects)
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument("--layout", default="davis2017", choices=("davis2017",) + LAYOUTS,
+                        help="davis2017 (default): the textured DAVIS 2017 set above; mose, mosev2, lvos, sav, vost: "
+                             "a small set in that benchmark's layout with the cases its evaluator treats specially "
+                             "(objects leaving and coming back, appearing late, never predicted, an all-empty result, "
+                             "a video of --long-frames frames; SA-V: overlapping objects)")
+    parser.add_argument("--results", type=Path, default=None,
+                        help="with --layout other than davis2017: also write result masks to score, in the "
+                             "layout's results format, into this folder")
+    parser.add_argument("--long-frames", type=int, default=1000,
+                        help="with --layout: frames of the long video (default 1000, at least 30)")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.layout != "davis2017":
+        if args.long_frames < 30:
+            # Fewer, and SA-V's every-4th-frame annotations leave an object no scored frame in view.
+            raise VosbenchError("vosbench generate: --long-frames must be at least 30.")
+        root = generate_layout(args.layout, args.out, seed=args.seed, long_frames=args.long_frames,
+                               results=args.results)
+        print(f"{root}: {args.layout} layout, seed {args.seed}"
+              + (f"; results to score in {args.results}" if args.results else ""))
+        print(f"score them: vosbench evaluate --dataset {args.layout} --gt {root} --results "
+              f"{args.results or 'RESULTS'}")
+        return 0
     try:
         params = SyntheticParams(n_sequences=args.sequences, n_frames=args.frames, height=args.height,
                                  width=args.width, max_objects=args.max_objects)

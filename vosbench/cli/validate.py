@@ -22,7 +22,16 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution,
                            unsupervised=args.track is Track.UNSUPERVISED)
     params = EvalParams.official(args.track, dataset=args.dataset)
-    problems = validate_folder(dataset, args.results, params)
+    from vosbench.tracks.benchmarks import benchmark_problems, uses_benchmark_jobs
+    from vosbench.tracks.first_frame import is_test_split, validate_against_first_frames
+
+    if is_test_split(dataset):
+        # test-dev / test-challenge: only first frames are public; checked against them.
+        problems = validate_against_first_frames(dataset, args.results)
+    elif uses_benchmark_jobs(dataset):
+        problems = benchmark_problems(dataset, args.results)
+    else:
+        problems = validate_folder(dataset, args.results, params)
     for problem in problems:
         print(f"- {problem}")
     if problems:

@@ -45,6 +45,22 @@ class Dataset(ABC):
     name: str = "dataset"
     binary: bool = False
     root: Path
+    # The registered metrics (`vosbench.metrics.registry`) its official protocol reports; None: J and F.
+    metrics: tuple[str, ...] | None = None
+
+    def metric_options(self) -> dict[str, dict]:
+        """{metric name: keyword arguments} the official protocol of this dataset sets (default: none)."""
+        return {}
+
+    def scored_frames(self, sequence: str, frames: Sequence[str]) -> dict[int, np.ndarray] | None:
+        """{object id: (len(frames),) bool} where the protocol scores an object on some frames only
+        (ANDed with the evaluation parameters' rules); None: no such rule (default)."""
+        return None
+
+    def split_sequences(self) -> dict[str, list[str]]:
+        """{split: sequence names} of every split this dataset's files list (default: none known).
+        A results folder may hold sequences of other splits: they are ignored with a note."""
+        return {}
 
     @abstractmethod
     def sequence_names(self) -> list[str]:
@@ -121,22 +137,40 @@ class DavisDataset(Dataset):
             candidates.reverse()
         for path in candidates:
             if path.is_file():
-                names: list[str] = []
-                for line in path.read_text().splitlines():
-                    line = line.strip()
-                    if not line:
-                        continue
-                    token = line.split()[0]
-                    # "/JPEGImages/480p/bear/00000.jpg ..." lines name frames: keep the sequence.
-                    name = Path(token).parent.name if "/" in token else token
-                    if name not in names:
-                        names.append(name)
-                return names
+                return self._names_in(path)
         raise InputError(candidates[0], f"split file for {self.split!r} not found (also looked for {candidates[1]}).",
                          "Pass the DAVIS root that holds ImageSets/, or choose an existing --split.")
 
+    @staticmethod
+    def _names_in(path: Path) -> list[str]:
+        """Sequence names of a split file, in order."""
+        names: list[str] = []
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            token = line.split()[0]
+            # "/JPEGImages/480p/bear/00000.jpg ..." lines name frames: keep the sequence.
+            name = Path(token).parent.name if "/" in token else token
+            if name not in names:
+                names.append(name)
+        return names
+
     def sequence_names(self) -> list[str]:
         return list(self._sequences)
+
+    def split_sequences(self) -> dict[str, list[str]]:
+        folders = [self.root / "ImageSets" / str(self.year), self.root / "ImageSets" / self.resolution]
+        if self.year == 2016:
+            folders.reverse()
+        out: dict[str, list[str]] = {}
+        for folder in folders:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.glob("*.txt")):
+                if path.stem not in out:
+                    out[path.stem] = self._names_in(path)
+        return out
 
     def _annotation_dir(self, sequence: str) -> Path:
         return self.root / self.annotations / self.resolution / sequence

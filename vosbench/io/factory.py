@@ -12,6 +12,21 @@ class DatasetKind(str, enum.Enum):
     DAVIS2017 = "davis2017"
     YOUTUBEVOS = "youtubevos"
     FOLDER = "folder"
+    MOSE = "mose"
+    MOSEV2 = "mosev2"
+    LVOS = "lvos"
+    SAV = "sav"
+    VOST = "vost"
+
+
+# The benchmarks' own layouts (MOSE, MOSEv2, LVOS, SA-V, VOST): kind -> "module:class".
+_BENCHMARK_READERS = {
+    DatasetKind.MOSE: "vosbench.io.flat:MoseDataset",
+    DatasetKind.MOSEV2: "vosbench.io.flat:MoseV2Dataset",
+    DatasetKind.LVOS: "vosbench.io.lvos:LvosDataset",
+    DatasetKind.SAV: "vosbench.io.sav:SavDataset",
+    DatasetKind.VOST: "vosbench.io.flat:VostDataset",
+}
 
 
 def open_dataset(kind: DatasetKind | str, root: str | os.PathLike, split: str = "val",
@@ -31,6 +46,11 @@ def open_dataset(kind: DatasetKind | str, root: str | os.PathLike, split: str = 
         from vosbench.io.youtubevos import YouTubeVOSDataset
 
         return YouTubeVOSDataset(root, split=split, **options)
+    if kind in _BENCHMARK_READERS:
+        module, cls = _BENCHMARK_READERS[kind].split(":")
+        import importlib
+
+        return getattr(importlib.import_module(module), cls)(root, split=split, **options)
     from vosbench.io.folder import FolderDataset
 
     return FolderDataset(root, **options)

@@ -1,4 +1,4 @@
-"""Contour accuracy F: the boundary F-measure of the DAVIS toolkits.
+"""Contour accuracy F: the boundary F-measure of the DAVIS toolkits: the kernels and the metric.
 
 The boundary of a mask is `seg2bmap`: a pixel is boundary when it differs from
 its east, south or south-east neighbour (last row: east only; last column: south
@@ -16,6 +16,9 @@ from functools import lru_cache
 
 import cv2
 import numpy as np
+
+from vosbench.metrics.base import Frame, PerFrameMetric, SequenceInfo
+from vosbench.metrics.statistics import object_statistics
 
 BOUNDARY_THRESHOLD = 0.008
 
@@ -137,3 +140,44 @@ def f_measure(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None = None,
         gt = gt & keep
         pred = pred & keep
     return f_measure_cropped(gt, pred, boundary_radius(*gt.shape, bound_th=bound_th))
+
+
+class BoundaryF(PerFrameMetric):
+    """Contour accuracy F of each (object, predicted id) pair in each frame; Mean, Recall and Decay per object.
+
+    Options: bound_th, the matching tolerance (a fraction of the diagonal, or pixels when >= 1);
+    decay_uint8_ids, the official Decay bug (per-object Decay only, not part of the cache key).
+    """
+
+    name = "F"
+    fields = ("F",)
+    columns = ("F-Mean", "F-Recall", "F-Decay")
+    lower_is_better = frozenset({"F-Decay"})
+    summary_options = frozenset({"decay_uint8_ids"})
+
+    def __init__(self, bound_th: float = BOUNDARY_THRESHOLD, decay_uint8_ids: bool = False):
+        super().__init__(bound_th=float(bound_th), decay_uint8_ids=bool(decay_uint8_ids))
+
+    def begin(self, info: SequenceInfo):
+        state = super().begin(info)
+        state["radius"] = boundary_radius(*info.shape, self.options["bound_th"])
+        return state
+
+    def update(self, state, frame: Frame) -> None:
+        from vosbench.metrics.frames import pair_f  # frames imports this module's kernels
+
+        info: SequenceInfo = state["info"]
+        radius = state["radius"]
+        out = np.full(len(info.pairs), np.nan)
+        for k, (gid, pid) in enumerate(info.pairs):
+            if frame.scored is None or frame.scored[k]:
+                out[k] = pair_f(frame.region("gt", gid), frame.region("pred", pid), radius)
+        state["columns"]["F"].append(out)
+
+    def frame_values(self, info: SequenceInfo, frame: Frame) -> dict[str, np.ndarray]:
+        state = self.begin(info)
+        self.update(state, frame)
+        return {"F": state["columns"]["F"][0]}
+
+    def accumulate(self, values):
+        return object_statistics(values["F"], "F", self.options["decay_uint8_ids"])

@@ -28,19 +28,23 @@ class _Region:
     """One binary mask of one frame, reduced to its bounding box.
 
     box: (y0, y1, x0, x1) of the mask grown by one pixel and clipped to the frame
-    (where its boundary lives); mask, bmap: the mask and its boundary cropped to box;
-    dil_box, dil: the boundary dilated by the disk, cropped to the box grown by the radius.
+    (where its boundary lives); mask: the mask cropped to box. Computed on first use:
+    bmap, n_b: its boundary over box; `dilated(radius)`: the boundary dilated by the
+    disk, cropped to the box grown by the radius (J alone never pays for boundaries).
     """
 
-    __slots__ = ("empty", "box", "mask", "n", "bmap", "n_b", "dil_box", "_dil", "_radius")
+    __slots__ = ("empty", "box", "mask", "n", "_bmap", "_n_b", "_dil", "_radius", "_frame_shape")
 
-    def __init__(self, mask: np.ndarray | None, radius: int, need_boundary: bool = True,
+    def __init__(self, mask: np.ndarray | None, radius: int = 0, need_boundary: bool = True,
                  offset: tuple[int, int] = (0, 0), frame_shape: tuple[int, int] | None = None):
         """mask: the binary mask, or a crop of it at `offset` in a frame of `frame_shape`
-        (the crop must hold every pixel of the mask)."""
+        (the crop must hold every pixel of the mask). radius: the default dilation radius (`dil`)."""
         self.empty = True
-        self.n = self.n_b = 0
-        self._dil = None
+        self.n = 0
+        self._bmap = None
+        self._n_b = 0
+        self._dil: dict[int, tuple] = {}
+        self._radius = radius
         if mask is None:
             return
         x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
@@ -49,6 +53,7 @@ class _Region:
         self.empty = False
         oy, ox = offset
         height, width = frame_shape or mask.shape
+        self._frame_shape = (height, width)
         # The box in frame coordinates, grown by one pixel, and the same box in the crop given.
         y0, x0 = max(y + oy - 1, 0), max(x + ox - 1, 0)
         y1, x1 = min(y + oy + h + 1, height), min(x + ox + w + 1, width)
@@ -61,25 +66,48 @@ class _Region:
             sy1, sx1 = min(y1 - oy, mask.shape[0]), min(x1 - ox, mask.shape[1])
             self.mask[sy0 + oy - y0:sy1 + oy - y0, sx0 + ox - x0:sx1 + ox - x0] = mask[sy0:sy1, sx0:sx1]
         self.n = int(np.count_nonzero(self.mask))
-        if not need_boundary:
-            return
-        self.bmap = seg2bmap(self.mask)
-        self.n_b = int(np.count_nonzero(self.bmap))
-        self._radius = radius
-        dy0, dx0 = max(y0 - radius, 0), max(x0 - radius, 0)
-        dy1, dx1 = min(y1 + radius, height), min(x1 + radius, width)
-        self.dil_box = (dy0, dy1, dx0, dx1)
+
+    @property
+    def bmap(self) -> np.ndarray:
+        if self._bmap is None:
+            self._bmap = seg2bmap(self.mask)
+            self._n_b = int(np.count_nonzero(self._bmap))
+        return self._bmap
+
+    @property
+    def n_b(self) -> int:
+        if self.empty:
+            return 0
+        if self._bmap is None:
+            self.bmap
+        return self._n_b
+
+    def dilated(self, radius: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """(dil_box, dil): the boundary dilated by the disk of `radius`, over the box grown by it."""
+        found = self._dil.get(radius)
+        if found is None:
+            y0, y1, x0, x1 = self.box
+            height, width = self._frame_shape
+            dy0, dx0 = max(y0 - radius, 0), max(x0 - radius, 0)
+            dy1, dx1 = min(y1 + radius, height), min(x1 + radius, width)
+            window = np.zeros((dy1 - dy0, dx1 - dx0), dtype=np.uint8)
+            window[y0 - dy0:y1 - dy0, x0 - dx0:x1 - dx0] = self.bmap.view(np.uint8)
+            found = self._dil[radius] = ((dy0, dy1, dx0, dx1), dilate_disk(window, radius).view(bool))
+        return found
+
+    def dil_box_for(self, radius: int) -> tuple[int, int, int, int]:
+        y0, y1, x0, x1 = self.box
+        height, width = self._frame_shape
+        return max(y0 - radius, 0), min(y1 + radius, height), max(x0 - radius, 0), min(x1 + radius, width)
+
+    @property
+    def dil_box(self) -> tuple[int, int, int, int]:
+        return self.dil_box_for(self._radius)
 
     @property
     def dil(self) -> np.ndarray:
-        """The boundary dilated by the disk, over dil_box; computed on first use (far-apart pairs never ask)."""
-        if self._dil is None:
-            y0, y1, x0, x1 = self.box
-            dy0, dy1, dx0, dx1 = self.dil_box
-            window = np.zeros((dy1 - dy0, dx1 - dx0), dtype=np.uint8)
-            window[y0 - dy0:y1 - dy0, x0 - dx0:x1 - dx0] = self.bmap.view(np.uint8)
-            self._dil = dilate_disk(window, self._radius).view(bool)
-        return self._dil
+        """The boundary dilated by the default disk, over dil_box; computed on first use."""
+        return self.dilated(self._radius)[1]
 
 
 def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]):
@@ -101,26 +129,42 @@ def _count_and(a: np.ndarray, a_box, b: np.ndarray, b_box) -> int:
     return int(np.count_nonzero(_crop(a, a_box, part) & _crop(b, b_box, part)))
 
 
-def _count_matches(bmap_region: "_Region", dil_region: "_Region") -> int:
+def _count_matches(bmap_region: "_Region", dil_region: "_Region", radius: int) -> int:
     """Boundary pixels of one region inside the dilated boundary of the other (no dilation if too far)."""
-    if _overlap(bmap_region.box, dil_region.dil_box) is None:
+    if _overlap(bmap_region.box, dil_region.dil_box_for(radius)) is None:
         return 0
-    return _count_and(bmap_region.bmap, bmap_region.box, dil_region.dil, dil_region.dil_box)
+    dil_box, dil = dil_region.dilated(radius)
+    return _count_and(bmap_region.bmap, bmap_region.box, dil, dil_box)
+
+
+def pair_j(g: _Region, p: _Region) -> float:
+    """J of one ground-truth region against one predicted region of the same frame (1 when both are empty)."""
+    if g.empty and p.empty:
+        return 1.0
+    inter = 0 if (g.empty or p.empty) else _count_and(g.mask, g.box, p.mask, p.box)
+    return inter / (g.n + p.n - inter)
+
+
+def pair_f(g: _Region, p: _Region, radius: int) -> float:
+    """F of one ground-truth region against one predicted region, boundaries matched within `radius`."""
+    if g.empty and p.empty:
+        return 1.0
+    if g.n_b == 0 or p.n_b == 0:
+        return _precision_recall_to_f(p.n_b, g.n_b, 0, 0)
+    pred_match = _count_matches(p, g, radius)
+    gt_match = _count_matches(g, p, radius)
+    return _precision_recall_to_f(p.n_b, g.n_b, pred_match, gt_match)
 
 
 def pair_scores(g: _Region, p: _Region, with_f: bool = True) -> tuple[float, float]:
-    """J and F of one ground-truth region against one predicted region of the same frame."""
-    if g.empty and p.empty:
-        return 1.0, 1.0
-    inter = 0 if (g.empty or p.empty) else _count_and(g.mask, g.box, p.mask, p.box)
-    j = inter / (g.n + p.n - inter)
+    """J and F of one ground-truth region against one predicted region of the same frame
+    (F within the regions' default radius)."""
+    j = pair_j(g, p)
     if not with_f:
         return j, float("nan")
-    if g.n_b == 0 or p.n_b == 0:
-        return j, _precision_recall_to_f(p.n_b, g.n_b, 0, 0)
-    pred_match = _count_matches(p, g)
-    gt_match = _count_matches(g, p)
-    return j, _precision_recall_to_f(p.n_b, g.n_b, pred_match, gt_match)
+    if g.empty and p.empty:
+        return 1.0, 1.0
+    return j, pair_f(g, p, g._radius if not g.empty else p._radius)
 
 
 def _regions(labels: np.ndarray, ids: Sequence[int], keep: np.ndarray | None, radius: int,
@@ -143,7 +187,7 @@ def _regions(labels: np.ndarray, ids: Sequence[int], keep: np.ndarray | None, ra
         mask = crop == object_id
         if keep_crop is not None:
             mask &= keep_crop
-        out[object_id] = _Region(mask, radius, need_boundary=with_f, offset=(y, x), frame_shape=labels.shape)
+        out[object_id] = _Region(mask, radius, offset=(y, x), frame_shape=labels.shape)
     return out
 
 
@@ -151,7 +195,7 @@ def _background_region(labels: np.ndarray, keep: np.ndarray | None, radius: int,
     mask = labels == 0
     if keep is not None:
         mask &= keep
-    return _Region(mask, radius, need_boundary=with_f)
+    return _Region(mask, radius)
 
 
 def _check(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None):
@@ -228,3 +272,54 @@ def pairwise_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence
             for k, gid in enumerate(object_ids):
                 j[p_index, k, t], f[p_index, k, t] = pair_scores(g_regions[gid], p_regions[pid])
     return j, f
+
+
+class FrameRegions:
+    """The `_Region` of every id of one side (ground truth or prediction) of one frame, made on request.
+
+    labels: a ``(H, W) uint8`` id map (searched only inside the box of its non-zero labels), a
+    mapping {id: (H, W) bool mask} (objects that may overlap), or None (every id is empty).
+    void: pixels to leave out, or None. Shared by the J and F metrics of a run through `Frame.region`.
+    """
+
+    __slots__ = ("labels", "keep", "radius", "shape", "_crop", "_keep_crop", "_offset", "_regions")
+
+    def __init__(self, labels, void: np.ndarray | None, radius: int, shape: tuple[int, int]):
+        self.labels = labels
+        self.keep = None if (void is None or not void.any()) else ~void
+        self.radius = radius
+        self.shape = shape
+        self._regions: dict[int, _Region] = {}
+        self._crop = None
+        if isinstance(labels, np.ndarray):
+            x, y, w, h = cv2.boundingRect(labels)
+            self._offset = (y, x)
+            self._crop = labels[y:y + h, x:x + w] if w else None
+            self._keep_crop = None if self.keep is None else self.keep[y:y + h, x:x + w]
+
+    def get(self, object_id: int) -> _Region:
+        found = self._regions.get(object_id)
+        if found is None:
+            found = self._regions[object_id] = self._make(int(object_id))
+        return found
+
+    def _make(self, object_id: int) -> _Region:
+        labels = self.labels
+        if labels is None:
+            return _Region(None, self.radius)
+        if isinstance(labels, np.ndarray):
+            if object_id == 0:
+                return _background_region(labels, self.keep, self.radius, True)
+            if object_id < 0 or object_id > 255 or self._crop is None:
+                return _Region(None, self.radius)
+            mask = self._crop == object_id
+            if self._keep_crop is not None:
+                mask &= self._keep_crop
+            return _Region(mask, self.radius, offset=self._offset, frame_shape=self.shape)
+        found = labels.get(object_id)
+        if found is None:
+            return _Region(None, self.radius)
+        mask = np.ascontiguousarray(found, dtype=bool)
+        if self.keep is not None:
+            mask = mask & self.keep
+        return _Region(mask, self.radius, frame_shape=self.shape)

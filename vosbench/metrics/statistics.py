@@ -58,3 +58,12 @@ class Statistics:
 def statistics(values: np.ndarray, uint8_ids: bool = False) -> Statistics:
     """Mean, Recall and Decay of one object's per-frame scores."""
     return Statistics(mean(values), recall(values), decay(values, uint8_ids=uint8_ids))
+
+
+def object_statistics(values: np.ndarray, prefix: str, uint8_ids: bool = False) -> dict[str, np.ndarray]:
+    """Mean, Recall and Decay of each row of a ``(K, T)`` array over its scored (non-NaN) frames, as
+    the per-object columns ``{prefix}-Mean``, ``{prefix}-Recall``, ``{prefix}-Decay`` of ``(K,)``."""
+    rows = [statistics(row[~np.isnan(row)], uint8_ids=uint8_ids) for row in np.atleast_2d(values)]
+    return {f"{prefix}-Mean": np.array([s.mean for s in rows], dtype=np.float64),
+            f"{prefix}-Recall": np.array([s.recall for s in rows], dtype=np.float64),
+            f"{prefix}-Decay": np.array([s.decay for s in rows], dtype=np.float64)}

@@ -55,12 +55,18 @@ compare these fast ones against.
 """
 from __future__ import annotations
 
+import ast
+import hashlib
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+
+from vosbench.metrics.base import Frame, Metric, SequenceInfo
 
 # Douglas-Peucker tolerance on the doubled (half-pixel) grid: 3 half-pixels = 1.5 px.
 SIMPLIFY_TOLERANCE = 3.0
@@ -793,3 +799,114 @@ def dataset_t(per_sequence: Mapping[str, float], eval_t: Mapping[str, bool] | No
     values = [v for name, v in per_sequence.items() if eval_t is None or eval_t.get(name, True)]
     values = [v for v in values if not math.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
+
+
+# ---------------------------------------------------------------------------
+# 8. The metric
+# ---------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def implementation_digest() -> str:
+    """A digest of this file's code, so a changed T implementation never reuses cached values.
+
+    Taken over the syntax tree without docstrings, so editing the documentation or the
+    comments keeps the cache.
+    """
+    tree = ast.parse(Path(__file__).read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
+
+
+def _object_mask(labels: Any, object_id: int, binary: bool) -> np.ndarray | None:
+    """The raw mask of one id (T ignores void: it looks at the result masks as they are)."""
+    if labels is None:
+        return None
+    if isinstance(labels, np.ndarray):
+        return (labels != 0) if binary else (labels == object_id)
+    found = labels.get(object_id)
+    return None if found is None else np.asarray(found, dtype=bool)
+
+
+class StabilityT(Metric):
+    """Temporal stability T: frame t of a pair gets the scaled contour matching cost of the predicted
+    masks of frames t-1 and t (lower is better); the per-object value is the NaN-ignoring mean.
+
+    Options: first_reference (default True, the official leaderboard): the first frame's value compares
+        the second frame's mask with the first frame's ground truth; False leaves it NaN (the DAVIS 2016
+        Python package). counted_sequences: the sequences whose objects count in the global T-Mean
+        (DAVIS 2016: those flagged eval_t); None counts every sequence. Frame 0 never has a value; which
+        other frames count is the protocol's rule, as for J and F (DAVIS: not the last frame).
+    Streams: per pair it keeps the previous frame's mask or descriptor only.
+    """
+
+    name = "T"
+    fields = ("T",)
+    columns = ("T-Mean",)
+    lower_is_better = frozenset({"T-Mean"})
+    summary_options = frozenset({"counted_sequences"})
+
+    def __init__(self, first_reference: bool = True, scale: float = T_SCALE,
+                 counted_sequences: Sequence[str] | None = None):
+        super().__init__(first_reference=bool(first_reference), scale=float(scale),
+                         counted_sequences=None if counted_sequences is None else tuple(counted_sequences))
+
+    def token(self) -> dict[str, Any]:
+        token = super().token()
+        token["implementation"] = implementation_digest()
+        return token
+
+    def begin(self, info: SequenceInfo):
+        # previous[k]: the previous frame of pair k, as a ContourDescriptor, or a mask not described yet.
+        return {"info": info, "columns": [], "previous": [None] * len(info.pairs), "seen": 0}
+
+    def update(self, state, frame: Frame) -> None:
+        info: SequenceInfo = state["info"]
+        previous = state["previous"]
+        out = np.full(len(info.pairs), np.nan)
+        first = state["seen"] == 0
+        state["seen"] += 1
+        for k, (gid, pid) in enumerate(info.pairs):
+            if first:
+                reference = _object_mask(frame.gt, gid, info.binary) if self.options["first_reference"] else None
+                previous[k] = ContourDescriptor(None, None) if reference is None else reference
+                continue
+            current = _object_mask(frame.pred, pid, info.binary)
+            if current is None:
+                current = np.zeros(frame.shape, dtype=bool)
+            if frame.scored is not None and not frame.scored[k]:
+                previous[k] = current  # described only if a later frame needs it
+                continue
+            before = previous[k]
+            if not isinstance(before, ContourDescriptor):
+                before = describe_mask(before)
+            described = frame.memo(("T-descriptor", pid), lambda: describe_mask(current))
+            out[k] = descriptor_pair_cost(before, described) * self.options["scale"]
+            previous[k] = described
+        state["columns"].append(out)
+
+    def finish(self, state) -> dict[str, np.ndarray]:
+        info: SequenceInfo = state["info"]
+        cols = state["columns"]
+        return {"T": np.stack(cols, axis=1) if cols else np.zeros((len(info.pairs), 0))}
+
+    def accumulate(self, values):
+        rows = np.atleast_2d(values["T"])
+        out = np.full(rows.shape[0], np.nan)
+        for k, row in enumerate(rows):
+            kept = row[~np.isnan(row)]
+            if kept.size:
+                out[k] = kept.mean()
+        return {"T-Mean": out}
+
+    def summarize(self, per_object, sequences) -> dict[str, float]:
+        """The dataset T: the NaN-ignoring mean over the objects of the counted sequences."""
+        counted = self.options["counted_sequences"]
+        values = np.asarray(per_object["T-Mean"], dtype=np.float64)
+        keep = ~np.isnan(values)
+        if counted is not None:
+            keep &= np.isin(np.asarray(sequences, dtype=object), list(counted))
+        return {"T-Mean": float(values[keep].mean()) if keep.any() else float("nan")}

@@ -3,14 +3,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from vosbench.errors import InputError
-from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_into, read_mask_stack
-from vosbench.metrics.frames import object_frame_scores, pairwise_frame_scores
+from vosbench.errors import InputError, VosbenchError
+from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_stack
+from vosbench.metrics.base import Frame, Metric, SequenceInfo
 from vosbench.tracks.params import EvalParams, Track
-from vosbench.tracks.result import SequenceScores
+from vosbench.tracks.result import SequenceScores, default_metrics
 
 
 @dataclass(frozen=True)
@@ -27,85 +28,30 @@ class SequenceJob:
     pred_paths: tuple[Path | None, ...]
     binary: bool
     params: EvalParams
-
-
-def _read_predictions(job: SequenceJob, shape: tuple[int, int]) -> np.ndarray:
-    pred = np.zeros((len(job.pred_paths),) + shape, dtype=np.uint8)
-    for t, path in enumerate(job.pred_paths):
-        if path is None:
-            continue
-        got = read_mask_into(path, pred[t], binary=job.binary)
-        if got != shape:
-            raise InputError(path, f"mask is {got[1]}x{got[0]} but the ground truth is {shape[1]}x{shape[0]}.",
-                             "Write masks at the ground truth's resolution (resize with nearest neighbour).")
-    return pred
+    # Per-object frame rules a dataset declares (`Dataset.scored_frames`): ((object_id, (bool, ...)), ...),
+    # ANDed with the protocol's; None when it declares none.
+    object_frames: tuple | None = None
 
 
 def _semi_objects(gt: np.ndarray, job: SequenceJob) -> list[int]:
+    """The objects of a sequence from its ground-truth stack (see `score_sequence` for the rules)."""
     if job.binary:
         return [1]
     if job.params.annotated_only:
         ids = np.flatnonzero(np.bincount(gt.ravel(), minlength=256))  # no sort of the whole stack
         return [int(i) for i in ids if i not in (0, VOID_LABEL)]
-    # Official DAVIS 2017: objects are 1..(largest id of the first frame); gaps become phantom objects.
-    first = gt[0]
-    first_ids = first[first != VOID_LABEL]
-    return list(range(1, int(first_ids.max()) + 1)) if first_ids.size else []
-
-
-def _scored_frames(gt: np.ndarray, object_ids: list[int], params: EvalParams) -> np.ndarray:
-    """(K, T) boolean: which frames count for which object."""
-    n_frames = gt.shape[0]
-    scored = np.ones((len(object_ids), n_frames), dtype=bool)
-    if params.skip_first_last and n_frames > 2:
-        scored[:, 0] = scored[:, -1] = False
-    elif params.skip_first_last:
-        scored[:] = False
-    if params.annotated_only:
-        for k, object_id in enumerate(object_ids):
-            present = np.flatnonzero((gt == object_id).any(axis=(1, 2)))
-            first = present[0] if present.size else n_frames
-            scored[k, : first + 1] = False
-    return scored
+    return _first_frame_objects(gt[0], job.binary)
 
 
 def content_problems(job: SequenceJob, gt: np.ndarray, pred: np.ndarray,
                      object_ids: list[int]) -> list[InputError]:
     """Every prediction mask of a job whose ids the protocol cannot score, one problem per file."""
-    params = job.params
-    problems: list[InputError] = []
     if job.binary:
-        return problems  # every non-zero value is the one object
-    allowed: set[int] | None = None
-    for path, mask in zip(job.pred_paths, pred):
-        if path is None:
-            continue
-        top = int(mask.max())
-        if params.track is Track.UNSUPERVISED:
-            if top > params.max_proposals:
-                problems.append(InputError(
-                    path, f"holds proposal id {top}, more than the {params.max_proposals} proposals allowed per "
-                          "sequence.", f"Keep at most {params.max_proposals} proposals (ids 1..{params.max_proposals})."))
-        elif params.annotated_only:
-            if allowed is None:
-                allowed = set(object_ids) | {0}
-            if top == 0 or allowed.issuperset(range(1, top + 1)):
-                continue  # every id up to the largest is known: no need to list the ids present
-            present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
-            unknown = sorted(int(i) for i in present if int(i) not in allowed)
-            if unknown:
-                problems.append(InputError(
-                    path, f"holds object id(s) {unknown} that the ground truth of {job.sequence!r} does not have "
-                          f"(it has {sorted(object_ids)}).", "Write only ids given in the ground truth (0 = background)."))
-        else:
-            n_objects = object_ids[-1] if object_ids else 0
-            if top > n_objects:
-                problems.append(InputError(
-                    path, f"holds object id {top}, but the ground truth of {job.sequence!r} has {n_objects} "
-                          "object(s) in its first frame.",
-                    "Write only the ids of the ground truth's first frame (0 = background); "
-                    "255 is not a valid prediction."))
-    return problems
+        return []  # every non-zero value is the one object
+    allowed = set(object_ids) | {0}
+    found = (_mask_problems(job, path, mask, object_ids, allowed)
+             for path, mask in zip(job.pred_paths, pred) if path is not None)
+    return [problem for problem in found if problem is not None]
 
 
 def _raise_first(problems: list[InputError]) -> None:
@@ -117,51 +63,180 @@ def _raise_first(problems: list[InputError]) -> None:
     raise InputError(first.path, first.problem + more, first.fix)
 
 
-def score_sequence(job: SequenceJob) -> SequenceScores:
-    """Score one sequence under its job's protocol."""
+def _mask_problems(job: SequenceJob, path: Path, mask: np.ndarray, object_ids: list[int],
+                   allowed: set[int]) -> InputError | None:
+    """The problem of one prediction mask whose ids the protocol cannot score (`content_problems`, one frame)."""
     params = job.params
-    gt = read_mask_stack(job.gt_paths, binary=job.binary)
-    pred = _read_predictions(job, gt.shape[1:])
-    void = (gt == VOID_LABEL) if (params.apply_void and not job.binary) else None
-    object_ids = _semi_objects(gt, job)
-    _raise_first(content_problems(job, gt, pred, object_ids))
-    pred_max = int(pred.max()) if pred.size else 0
-
+    top = int(mask.max()) if mask.size else 0
     if params.track is Track.UNSUPERVISED:
+        if top > params.max_proposals:
+            return InputError(path, f"holds proposal id {top}, more than the {params.max_proposals} proposals allowed "
+                                    "per sequence.",
+                              f"Keep at most {params.max_proposals} proposals (ids 1..{params.max_proposals}).")
+    elif params.annotated_only:
+        if top == 0 or allowed.issuperset(range(1, top + 1)):
+            return None
+        present = np.flatnonzero(np.bincount(mask.ravel(), minlength=256))
+        unknown = sorted(int(i) for i in present if int(i) not in allowed)
+        if unknown:
+            return InputError(path, f"holds object id(s) {unknown} that the ground truth of {job.sequence!r} does not "
+                                    f"have (it has {sorted(object_ids)}).",
+                              "Write only ids given in the ground truth (0 = background).")
+    else:
+        n_objects = object_ids[-1] if object_ids else 0
+        if top > n_objects:
+            return InputError(path, f"holds object id {top}, but the ground truth of {job.sequence!r} has {n_objects} "
+                                    "object(s) in its first frame.",
+                              "Write only the ids of the ground truth's first frame (0 = background); "
+                              "255 is not a valid prediction.")
+    return None
+
+
+def _first_frame_objects(first: np.ndarray, binary: bool) -> list[int]:
+    if binary:
+        return [1]
+    # Official DAVIS 2017: objects are 1..(largest id of the first frame); gaps become phantom objects.
+    first_ids = first[first != VOID_LABEL]
+    return list(range(1, int(first_ids.max()) + 1)) if first_ids.size else []
+
+
+def _annotated_objects(job: SequenceJob) -> tuple[list[int], dict[int, int]]:
+    """Annotated-only protocol: every id of the ground truth, and the first frame each appears in.
+    One pass over the ground truth, one frame at a time."""
+    first_seen: dict[int, int] = {}
+    for t, path in enumerate(job.gt_paths):
+        counts = np.bincount(read_mask(path, binary=job.binary).ravel(), minlength=256)
+        for i in np.flatnonzero(counts):
+            if i not in (0, VOID_LABEL):
+                first_seen.setdefault(int(i), t)
+    ids = sorted(first_seen)
+    return ids, first_seen
+
+
+def _scored(job: SequenceJob, object_ids: list[int], first_seen: dict[int, int] | None) -> np.ndarray:
+    """(K, T) boolean: which frames count for which object (`_scored_frames` without a stack in memory)."""
+    params = job.params
+    n_frames = len(job.frames)
+    scored = np.ones((len(object_ids), n_frames), dtype=bool)
+    if params.skip_first_last and n_frames > 2:
+        scored[:, 0] = scored[:, -1] = False
+    elif params.skip_first_last:
+        scored[:] = False
+    if params.annotated_only and first_seen is not None:
+        for k, object_id in enumerate(object_ids):
+            scored[k, : first_seen.get(object_id, n_frames) + 1] = False
+    if job.object_frames:
+        own = dict(job.object_frames)
+        for k, object_id in enumerate(object_ids):
+            if object_id in own:
+                scored[k] &= np.asarray(own[object_id], dtype=bool)
+    return scored
+
+
+def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) -> SequenceScores:
+    """Score one sequence under its job's protocol with `metrics` (default: J and F).
+
+    Frames stream: each ground-truth and prediction mask is decoded once, handed to every metric as
+    one `Frame`, and dropped; memory holds a few frames, whatever the length of the video. Every
+    prediction mask is checked (size, ids) on the way; the first problem is raised at the end with
+    the number of others, so that one run names them all.
+    """
+    params = job.params
+    metrics = list(metrics) if metrics is not None else default_metrics(params, {"J", "F"})
+    unsupervised = params.track is Track.UNSUPERVISED
+    if unsupervised and not {"J", "F"} <= {m.name for m in metrics}:
+        raise VosbenchError("the unsupervised track matches proposals on mean J&F: its metrics must include J and F.")
+    first_seen = None
+    object_ids = None  # from the first frame
+    if params.annotated_only:
+        annotated, first_seen = _annotated_objects(job)
+        object_ids = [1] if job.binary else annotated
+    problems: list[InputError] = []
+    states: list = []
+    info: SequenceInfo | None = None
+    scored = None
+    pair_object = None
+    shape = None
+    pred_max = 0
+    allowed: set[int] = set()
+    for t, (frame_name, gt_path, pred_path) in enumerate(zip(job.frames, job.gt_paths, job.pred_paths)):
+        gt = read_mask(gt_path, binary=job.binary)
+        if shape is None:
+            shape = gt.shape
+            if object_ids is None:
+                object_ids = _first_frame_objects(gt, job.binary)
+            allowed = set(object_ids) | {0}
+            if unsupervised:
+                # Every possible proposal: those above the largest one seen are cut off at the end
+                # (an empty proposal's scores do not depend on anything else).
+                proposals = list(range(1, max(params.max_proposals, len(object_ids)) + 1))
+                pairs = tuple((g, p) for p in proposals for g in object_ids)
+            else:
+                pairs = tuple((g, g) for g in object_ids)
+            info = SequenceInfo(job.sequence, tuple(job.frames), pairs, shape, job.binary)
+            scored = _scored(job, object_ids, first_seen)
+            pair_object = np.array([object_ids.index(g) for g, _ in pairs], dtype=np.int64)
+            states = [m.begin(info) for m in metrics]
+        elif gt.shape != shape:
+            raise InputError(gt_path, f"mask is {gt.shape[1]}x{gt.shape[0]} but {job.gt_paths[0]} is "
+                                      f"{shape[1]}x{shape[0]}.", "Write every mask of a sequence at the size of its frames.")
+        pred = None
+        if pred_path is not None:
+            pred = read_mask(pred_path, binary=job.binary)
+            if pred.shape != shape:
+                raise InputError(pred_path, f"mask is {pred.shape[1]}x{pred.shape[0]} but the ground truth is "
+                                            f"{shape[1]}x{shape[0]}.",
+                                 "Write masks at the ground truth's resolution (resize with nearest neighbour).")
+            if not job.binary:
+                problem = _mask_problems(job, pred_path, pred, object_ids, allowed)
+                if problem is not None:
+                    problems.append(problem)
+                    continue
+            pred_max = max(pred_max, int(pred.max()) if pred.size else 0)
+        if problems:
+            continue  # keep checking the masks; nothing will be scored
+        void = (gt == VOID_LABEL) if (params.apply_void and not job.binary) else None
+        if void is not None and not void.any():
+            void = None
+        # Unsupervised matching looks at every frame; the frame rules apply after it.
+        frame_scored = None if unsupervised else scored[:, t]
+        frame = Frame(t, frame_name, gt, pred, void, scored=frame_scored)
+        for metric, state in zip(metrics, states):
+            metric.update(state, frame)
+    _raise_first(problems)
+    if info is None:
+        raise InputError(job.gt_paths[0] if job.gt_paths else None, "sequence has no frames.", "Check the dataset.")
+    values = {}
+    for metric, state in zip(metrics, states):
+        for field, array in metric.finish(state).items():
+            values[field] = np.asarray(array, dtype=np.float64)
+
+    if unsupervised:
         n_props = max(pred_max, len(object_ids))
+        n_k, n_t = len(object_ids), len(job.frames)
+        per_prop = {f: v.reshape(-1, n_k, n_t)[:n_props] for f, v in values.items()}
         proposals = list(range(1, n_props + 1))
-        # J and F of every (proposal, object) pair over all frames, then Hungarian matching on mean J&F.
-        j_all, f_all = pairwise_frame_scores(gt, pred, object_ids, proposals, void=void, bound_th=params.bound_th)
         if object_ids:
             # Imported here: scipy.optimize takes a second to import, paid by every worker process otherwise.
             from scipy.optimize import linear_sum_assignment
 
-            cost = (j_all.mean(axis=2) + f_all.mean(axis=2)) / 2
+            cost = (per_prop["J"].mean(axis=2) + per_prop["F"].mean(axis=2)) / 2
             rows, cols = linear_sum_assignment(-cost)
         else:
             rows = cols = np.zeros(0, dtype=np.int64)
-        j, f = j_all[rows, cols, :], f_all[rows, cols, :]
         matched_objects = [object_ids[c] for c in cols]
         matched_props = [proposals[r] for r in rows]
-        scored = _scored_frames(gt, matched_objects, params)
-        j[~scored] = np.nan
-        f[~scored] = np.nan
-        return SequenceScores(job.sequence, list(job.frames), matched_objects, j, f, proposal_ids=matched_props)
+        keep = _scored(job, matched_objects, first_seen)
+        out = {}
+        for f, v in per_prop.items():
+            chosen = v[rows, cols, :].copy()
+            chosen[~keep] = np.nan
+            out[f] = chosen
+        return SequenceScores(job.sequence, list(job.frames), matched_objects, values=out, proposal_ids=matched_props)
 
-    # Semi-supervised.
-    scored = _scored_frames(gt, object_ids, params)
-    keep_t = np.flatnonzero(scored.any(axis=0))
-    j = np.full((len(object_ids), gt.shape[0]), np.nan)
-    f = np.full_like(j, np.nan)
-    if keep_t.size and object_ids:
-        # A run of frames (the usual case: all but the first and last) is a view; fancy indexing would copy.
-        frames = slice(keep_t[0], keep_t[-1] + 1) if keep_t[-1] - keep_t[0] + 1 == keep_t.size else keep_t
-        j_part, f_part = object_frame_scores(gt[frames], pred[frames], object_ids,
-                                             void=None if void is None else void[frames], bound_th=params.bound_th)
-        j[:, keep_t], f[:, keep_t] = j_part, f_part
-    j[~scored] = np.nan
-    f[~scored] = np.nan
-    return SequenceScores(job.sequence, list(job.frames), object_ids, j, f)
+    for f in values:
+        values[f][~scored] = np.nan
+    return SequenceScores(job.sequence, list(job.frames), object_ids, values=values)
 
 
 def check_content(job: SequenceJob) -> list[InputError]:

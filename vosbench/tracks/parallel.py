@@ -4,9 +4,9 @@ schedules work itself."""
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
-from joblib import Parallel, parallel_config
+from joblib import Parallel, delayed, parallel_config
 
 
 @contextlib.contextmanager
@@ -40,3 +40,16 @@ def parallel_runner(jobs: int) -> Parallel:
         except ValueError:
             continue
     return Parallel(n_jobs=jobs)
+
+
+def run_parallel(function: Callable, items: Iterable, *, jobs: int = 1, total: int | None = None,
+                 progress: bool = False, desc: str = "sequences", args: tuple = ()) -> Iterator:
+    """``function(item, *args)`` for every item through `parallel_runner` (call inside `joblib_backend`
+    to choose loky, threading or Dask); outputs as they finish where the backend allows, with a
+    progress bar when asked. Every scoring loop of vosbench (J, F, T, benchmark measures) goes through here."""
+    outputs = parallel_runner(jobs)(delayed(function)(item, *args) for item in items)
+    if progress:
+        from tqdm.auto import tqdm
+
+        outputs = tqdm(outputs, total=total, desc=desc, unit="seq", leave=False)
+    return iter(outputs)

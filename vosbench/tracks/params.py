@@ -78,6 +78,11 @@ class EvalParams:
         parts.append("global = mean over objects")
         return "; ".join(parts)
 
+    def metric_options(self) -> dict[str, dict]:
+        """The options of the built-in metrics this protocol sets (F's tolerance, the official Decay bug)."""
+        return {"J": {"decay_uint8_ids": self.decay_uint8_ids},
+                "F": {"bound_th": self.bound_th, "decay_uint8_ids": self.decay_uint8_ids}}
+
     def to_dict(self) -> dict:
         d = asdict(self)
         d["track"] = self.track.value

@@ -6,7 +6,6 @@ accumulate -> per-object statistics; summarize -> the global row.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -15,93 +14,163 @@ import numpy as np
 import pandas as pd
 
 from vosbench.io.atomic import atomic_write
-from vosbench.metrics.statistics import statistics
+from vosbench.metrics.base import Metric
 from vosbench.tracks.params import EvalParams
 
 GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay"]
 PER_SEQUENCE_COLUMNS = ["Sequence", "J-Mean", "F-Mean"]
 
 
-@dataclass
 class SequenceScores:
-    """J and F of every object of one sequence in every frame; NaN marks frames not scored.
+    """Every per-frame array of one sequence: ``values[field]`` is ``(K, T)``; NaN marks frames not scored.
 
     object_ids: the ground-truth object ids, in output order.
+    values: {field: (K, T) float64} as the run's metrics returned them ("J", "F", "T", ...).
+        ``j`` and ``f`` (the historical arguments and attributes) are the "J" and "F" fields.
     labels: how each object is named in the tables (``seq_k``); for the unsupervised
         track ``k`` counts matched proposals, as the official toolkit writes them.
     proposal_ids: unsupervised only: the proposal matched to each object (0 = none).
     """
 
-    sequence: str
-    frames: list[str]
-    object_ids: list[int]
-    j: np.ndarray
-    f: np.ndarray
-    labels: list[str] = field(default_factory=list)
-    proposal_ids: list[int] | None = None
+    def __init__(self, sequence: str, frames: list[str], object_ids: list[int], j: np.ndarray | None = None,
+                 f: np.ndarray | None = None, labels: list[str] | None = None, proposal_ids: list[int] | None = None,
+                 values: dict[str, np.ndarray] | None = None):
+        self.sequence = sequence
+        self.frames = list(frames)
+        self.object_ids = list(object_ids)
+        self.values: dict[str, np.ndarray] = dict(values or {})
+        if j is not None:
+            self.values["J"] = j
+        if f is not None:
+            self.values["F"] = f
+        self.labels = list(labels) if labels else [f"{sequence}_{k}" for k in range(1, len(self.object_ids) + 1)]
+        self.proposal_ids = proposal_ids
 
-    def __post_init__(self):
-        if not self.labels:
-            self.labels = [f"{self.sequence}_{k}" for k in range(1, len(self.object_ids) + 1)]
+    @property
+    def j(self) -> np.ndarray:
+        return self.values["J"]
+
+    @property
+    def f(self) -> np.ndarray:
+        return self.values["F"]
+
+    def __repr__(self) -> str:
+        return (f"SequenceScores({self.sequence!r}, {len(self.frames)} frames, objects={self.object_ids}, "
+                f"fields={list(self.values)})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SequenceScores):
+            return NotImplemented
+        return (self.sequence == other.sequence and self.frames == other.frames and self.object_ids == other.object_ids
+                and self.labels == other.labels and self.proposal_ids == other.proposal_ids
+                and self.values.keys() == other.values.keys()
+                and all(np.array_equal(v, other.values[k], equal_nan=True) for k, v in self.values.items()))
 
     def to_arrays(self) -> dict[str, Any]:
-        return {"j": self.j, "f": self.f, "object_ids": np.asarray(self.object_ids, dtype=np.int64),
-                "frames": np.asarray(self.frames), "labels": np.asarray(self.labels),
-                "proposal_ids": np.asarray(self.proposal_ids if self.proposal_ids is not None else [], dtype=np.int64),
-                "sequence": np.asarray(self.sequence)}
+        arrays = {f"field:{name}": value for name, value in self.values.items()}
+        arrays.update({"object_ids": np.asarray(self.object_ids, dtype=np.int64),
+                       "frames": np.asarray(self.frames), "labels": np.asarray(self.labels),
+                       "proposal_ids": np.asarray(self.proposal_ids if self.proposal_ids is not None else [],
+                                                  dtype=np.int64),
+                       "sequence": np.asarray(self.sequence)})
+        return arrays
 
     @classmethod
     def from_arrays(cls, arrays: Any) -> "SequenceScores":
         proposals = [int(x) for x in arrays["proposal_ids"]]
+        values = {key[len("field:"):]: np.asarray(arrays[key]) for key in arrays.keys() if key.startswith("field:")}
         return cls(sequence=str(arrays["sequence"]), frames=[str(x) for x in arrays["frames"]],
-                   object_ids=[int(x) for x in arrays["object_ids"]], j=np.asarray(arrays["j"]),
-                   f=np.asarray(arrays["f"]), labels=[str(x) for x in arrays["labels"]],
-                   proposal_ids=proposals or None)
+                   object_ids=[int(x) for x in arrays["object_ids"]], labels=[str(x) for x in arrays["labels"]],
+                   proposal_ids=proposals or None, values=values)
+
+
+def default_metrics(params: EvalParams, fields: set[str]) -> list[Metric]:
+    """The built-in metrics that made `fields` (for Results built from arrays alone, e.g. J and F)."""
+    from vosbench.metrics.registry import make_metrics
+
+    names = [name for name in ("J", "F", "T") if name in fields]
+    return make_metrics(names, params.metric_options())
 
 
 class Result:
-    """Everything one evaluation produced. Tables are pandas DataFrames built on demand."""
+    """Everything one evaluation produced. Tables are pandas DataFrames built on demand.
+
+    metrics: the `vosbench.metrics.base.Metric` instances that made the per-frame arrays; every
+    table holds their columns (None: the built-in metrics of the fields the sequences hold).
+    """
 
     def __init__(self, sequences: list[SequenceScores], params: EvalParams, dataset: str = "",
-                 results_dir: str = "", skipped: list[str] | None = None, split: str = "val"):
+                 results_dir: str = "", skipped: list[str] | None = None, split: str = "val",
+                 metrics: list[Metric] | None = None, notes: list[str] | None = None):
         self.sequences = list(sequences)
         self.params = params
         self.dataset = dataset
         self.results_dir = results_dir
         self.split = split
         self.skipped = list(skipped or [])
+        self.notes = list(notes or [])
+        if metrics is None:
+            fields = set().union(*(s.values for s in self.sequences)) if self.sequences else {"J", "F"}
+            metrics = default_metrics(params, fields)
+        self.metrics = list(metrics)
+
+    @property
+    def measures(self) -> list[str]:
+        """Names of the metrics of this result, in table order."""
+        return [m.name for m in self.metrics]
+
+    @property
+    def fields(self) -> list[str]:
+        return [f for m in self.metrics for f in m.fields]
+
+    @property
+    def _has_jf(self) -> bool:
+        return {"J", "F"} <= set(self.measures)
+
+    @property
+    def measure_columns(self) -> list[str]:
+        """Per-object / global measure columns, in table order (J&F-Mean first when J and F are measured)."""
+        columns = ["J&F-Mean"] if self._has_jf else []
+        return columns + [c for m in self.metrics for c in m.columns]
 
     # -- accumulate -------------------------------------------------------
     @cached_property
     def per_object(self) -> pd.DataFrame:
-        """One row per object: J and F Mean, Recall, Decay over its scored frames."""
+        """One row per object: each metric's per-object columns (J and F: Mean, Recall, Decay over its scored frames)."""
         rows = []
-        uint8 = self.params.decay_uint8_ids
+        first_field = self.metrics[0].fields[0] if self.metrics else None
         for seq in self.sequences:
+            columns: dict[str, np.ndarray] = {}
+            for metric in self.metrics:
+                columns.update(metric.accumulate({f: seq.values[f] for f in metric.fields}))
             for k, (object_id, label) in enumerate(zip(seq.object_ids, seq.labels)):
-                jk = seq.j[k][~np.isnan(seq.j[k])]
-                fk = seq.f[k][~np.isnan(seq.f[k])]
-                js, fs = statistics(jk, uint8_ids=uint8), statistics(fk, uint8_ids=uint8)
-                row = {"sequence": seq.sequence, "object_id": object_id, "label": label,
-                       "n_frames": int(jk.size),
-                       "J-Mean": js.mean, "J-Recall": js.recall, "J-Decay": js.decay,
-                       "F-Mean": fs.mean, "F-Recall": fs.recall, "F-Decay": fs.decay}
+                n_frames = int(np.count_nonzero(~np.isnan(seq.values[first_field][k]))) if first_field else 0
+                row = {"sequence": seq.sequence, "object_id": object_id, "label": label, "n_frames": n_frames}
+                row.update({c: float(v[k]) for c, v in columns.items()})
                 if seq.proposal_ids is not None:
                     row["proposal_id"] = seq.proposal_ids[k]
                 rows.append(row)
-        columns = ["sequence", "object_id", "label", "n_frames"] + GLOBAL_COLUMNS[1:]
+        metric_columns = [c for m in self.metrics for c in m.columns]
+        columns = ["sequence", "object_id", "label", "n_frames"] + metric_columns
         frame = pd.DataFrame(rows, columns=columns + (["proposal_id"] if any("proposal_id" in r for r in rows) else []))
-        frame.insert(4, "J&F-Mean", (frame["J-Mean"] + frame["F-Mean"]) / 2)
+        if self._has_jf:
+            frame.insert(4, "J&F-Mean", (frame["J-Mean"] + frame["F-Mean"]) / 2)
         return frame
 
     # -- summarize --------------------------------------------------------
     @cached_property
     def global_table(self) -> pd.DataFrame:
-        """The official global row: each statistic averaged over objects."""
+        """The official global row: each metric's `summarize` (J and F: each statistic averaged over objects)."""
         obj = self.per_object
-        values = {c: float(np.mean(obj[c])) if len(obj) else float("nan") for c in GLOBAL_COLUMNS[1:]}
-        values["J&F-Mean"] = (values["J-Mean"] + values["F-Mean"]) / 2
-        return pd.DataFrame([{c: values[c] for c in GLOBAL_COLUMNS}], columns=GLOBAL_COLUMNS)
+        sequences = obj["sequence"].to_numpy()
+        values: dict[str, float] = {}
+        for metric in self.metrics:
+            values.update(metric.summarize({c: obj[c].to_numpy(dtype=np.float64) for c in metric.columns},
+                                           sequences))
+        if self._has_jf:
+            values["J&F-Mean"] = (values["J-Mean"] + values["F-Mean"]) / 2
+        columns = self.measure_columns + [c for c in values if c not in self.measure_columns]
+        return pd.DataFrame([{c: values[c] for c in columns}], columns=columns)
 
     @property
     def summary(self) -> dict[str, float]:
@@ -109,26 +178,39 @@ class Result:
 
     @cached_property
     def per_sequence(self) -> pd.DataFrame:
-        """The official per-sequence table: one row per object, named ``sequence_k``."""
+        """The official per-sequence table: one row per object, named ``sequence_k``, with J-Mean and F-Mean
+        (and the first column of any other metric)."""
         obj = self.per_object
-        return pd.DataFrame({"Sequence": obj["label"], "J-Mean": obj["J-Mean"], "F-Mean": obj["F-Mean"]},
-                            columns=PER_SEQUENCE_COLUMNS).reset_index(drop=True)
+        columns = {"Sequence": obj["label"]}
+        for metric in self.metrics:
+            if metric.name in ("J", "F"):
+                columns[f"{metric.name}-Mean"] = obj[f"{metric.name}-Mean"]
+            else:
+                columns[metric.columns[0]] = obj[metric.columns[0]]
+        order = [c for c in PER_SEQUENCE_COLUMNS if c in columns] + [c for c in columns if c not in PER_SEQUENCE_COLUMNS]
+        return pd.DataFrame(columns, columns=order).reset_index(drop=True)
 
     @cached_property
     def per_frame(self) -> pd.DataFrame:
-        """Tidy table of every scored (sequence, object, frame): J, F and J&F."""
+        """Tidy table of every scored (sequence, object, frame): one column per field (J, F, ...) and J&F."""
+        fields = self.fields
         parts = []
         for seq in self.sequences:
-            k_idx, t_idx = np.nonzero(~np.isnan(seq.j))
-            parts.append(pd.DataFrame({
-                "sequence": seq.sequence,
-                "object_id": np.asarray(seq.object_ids, dtype=np.int64)[k_idx],
-                "frame": np.asarray(seq.frames, dtype=object)[t_idx],
-                "J": seq.j[k_idx, t_idx], "F": seq.f[k_idx, t_idx]}))
+            present = np.zeros(np.shape(seq.values[fields[0]]), dtype=bool) if fields else None
+            for f in fields:
+                present |= ~np.isnan(seq.values[f])
+            k_idx, t_idx = np.nonzero(present)
+            part = {"sequence": seq.sequence,
+                    "object_id": np.asarray(seq.object_ids, dtype=np.int64)[k_idx],
+                    "frame": np.asarray(seq.frames, dtype=object)[t_idx]}
+            part.update({f: seq.values[f][k_idx, t_idx] for f in fields})
+            parts.append(pd.DataFrame(part))
+        jf = ["J&F"] if self._has_jf else []
         if not parts:
-            return pd.DataFrame(columns=["sequence", "object_id", "frame", "J", "F", "J&F"])
+            return pd.DataFrame(columns=["sequence", "object_id", "frame"] + fields + jf)
         frame = pd.concat(parts, ignore_index=True)
-        frame["J&F"] = (frame["J"] + frame["F"]) / 2
+        if jf:
+            frame["J&F"] = (frame["J"] + frame["F"]) / 2
         return frame
 
     # -- output -----------------------------------------------------------
@@ -143,13 +225,16 @@ class Result:
                  self.per_sequence.to_string(index=False, float_format="%.3f")]
         if self.skipped:
             lines += ["", f"Skipped ({len(self.skipped)}):"] + [f"  {s}" for s in self.skipped]
+        if self.notes:
+            lines += ["", "Notes:"] + [f"  {n}" for n in self.notes]
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {"protocol": self.params.to_dict(), "protocol_text": self.params.describe(),
                 "dataset": self.dataset, "split": self.split, "results_dir": self.results_dir,
                 "global": self.summary, "per_object": self.per_object.to_dict(orient="records"),
-                "skipped": self.skipped}
+                "skipped": self.skipped, "measures": self.measures,
+                **({"notes": self.notes} if self.notes else {})}
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """Write the official CSVs (3 decimals), the per-frame and per-object tables and JSON, atomically."""

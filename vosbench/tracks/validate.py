@@ -53,6 +53,8 @@ class ValidationReport:
     # Jobs of sequences with structural problems, over their readable masks only: `validate_folder`
     # still checks their pixels so that one run lists every problem.
     partial_jobs: list[SequenceJob] = field(default_factory=list)
+    # What the report has to say that is not a problem (e.g. folders of other splits, ignored).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -82,11 +84,26 @@ def build_jobs(dataset: Dataset, results_dir: str | Path, params: EvalParams) ->
                f"The folder must hold one sub-folder per sequence ({', '.join(sequences[:3])}, ...) of PNG masks.")
         report.problems.append(InputError(results, "holds no folder of any sequence of the dataset.", fix))
         return report
+    other_splits: dict[str, str] = {}
+    for split, names in dataset.split_sequences().items():
+        for name in names:
+            if name not in sequences:
+                other_splits.setdefault(name, split)
+    ignored: dict[str, list[str]] = {}
     for extra in sorted(present - set(sequences)):
+        if extra in other_splits:
+            # As the official toolkits do: a result folder of a whole dataset is scored on the split asked for.
+            ignored.setdefault(other_splits[extra], []).append(extra)
+            continue
         problem = InputError(results / extra, f"is not a sequence of {dataset.describe()}.",
                              "Remove it, or choose the --split / --dataset it belongs to.")
         report.problems.append(problem)
         report.by_sequence.setdefault(extra, []).append(problem)
+    if ignored:
+        listed = "; ".join(f"{split}: {', '.join(names)}" for split, names in sorted(ignored.items()))
+        report.notes.append(f"ignored {sum(map(len, ignored.values()))} sequence folder(s) of other splits "
+                            f"({listed}); scored the {len(sequences)} sequences of "
+                            f"{getattr(dataset, 'split', 'the split')}.")
     for seq in sequences:
         seq_problems = _check_sequence(dataset, results, seq, params, report)
         if seq_problems:
@@ -168,8 +185,12 @@ def _check_sequence(dataset: Dataset, results: Path, seq: str, params: EvalParam
                                              f"{frames[0]}..{frames[-1]}).",
                                        "Name masks after the ground-truth frames, or remove the extra file."))
     if not problems:
+        own = dataset.scored_frames(seq, frames)
+        object_frames = None if own is None else tuple(
+            (int(k), tuple(bool(x) for x in v)) for k, v in sorted(own.items()))
         report.jobs.append(SequenceJob(sequence=seq, frames=tuple(frames), gt_paths=tuple(gt_paths),
-                                       pred_paths=tuple(pred_paths), binary=dataset.binary, params=params))
+                                       pred_paths=tuple(pred_paths), binary=dataset.binary, params=params,
+                                       object_frames=object_frames))
     elif any(p is not None for p in checkable):
         report.partial_jobs.append(SequenceJob(sequence=seq, frames=tuple(frames), gt_paths=tuple(gt_paths),
                                                pred_paths=tuple(checkable), binary=dataset.binary, params=params))
