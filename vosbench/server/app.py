@@ -1,6 +1,6 @@
 """The web application: JSON API under /api, pages rendered with Jinja2. The ground truth is never served.
 
-Public: ``/`` , ``/leaderboard`` and ``/leaderboard.json``. Everything else needs a
+Public: ``/``, ``/leaderboard``, ``/leaderboard.json`` and ``/api/healthcheck``. Everything else needs a
 user's key: ``Authorization: Bearer KEY`` (or ``User-Key: KEY``) on API calls, or
 the cookie that ``/login`` sets for pages.
 """
@@ -184,6 +184,11 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
         return row
 
     # -- API -------------------------------------------------------------------------------
+    @app.get("/api/healthcheck")
+    def healthcheck():
+        """Public: the DAVIS interactive client calls it, without a key, before anything else."""
+        return {"health": "OK"}
+
     @app.get("/api/me")
     def me(request: Request):
         user = api_user(request)
