@@ -140,3 +140,69 @@ def start_worker(gt: Path, data_dir: Path, log: Path, *extra: str, env: dict[str
 
 def clear(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
+
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true") or os.environ.get("VOSBENCH_REQUIRE_SHARED") == "1"
+
+
+def _pg_bin() -> Path | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return Path(found).parent
+    candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: p.parent.parent.name)
+    return candidates[-1].parent if candidates else None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL cluster in a temporary folder, listening on 127.0.0.1 only.
+
+    Run as root (CI, containers), the cluster runs as the `postgres` system user, since
+    PostgreSQL refuses to run as root.
+    """
+
+    def __init__(self):
+        import tempfile
+
+        self.bin = _pg_bin()
+        if self.bin is None:
+            raise RuntimeError("no PostgreSQL server binaries (initdb, pg_ctl) found; "
+                               "apt-get install -y postgresql")
+        self.port = free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="vosbench-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                user = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root and no 'postgres' user to run PostgreSQL as") from None
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.data = self.root / "data"
+        self.url = f"postgresql+psycopg://vosbench@127.0.0.1:{self.port}/vosbench"
+
+    def _run(self, *args: str, timeout: float = 120) -> None:
+        done = subprocess.run([*self.as_user, *args], capture_output=True, text=True, timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+    def start(self) -> "PostgresServer":
+        self._run(str(self.bin / "initdb"), "-D", str(self.data), "-U", "vosbench", "--auth=trust", "-E", "UTF8",
+                  "--no-sync")
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "log"),
+                  "-w", "-t", "60", "start")
+        import psycopg
+
+        with psycopg.connect(f"postgresql://vosbench@127.0.0.1:{self.port}/postgres", autocommit=True,
+                             connect_timeout=10) as connection:
+            connection.execute("CREATE DATABASE vosbench")
+        return self
+
+    def stop(self) -> None:
+        try:
+            if (self.data / "postmaster.pid").exists():
+                self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
