@@ -83,6 +83,13 @@ class UploadLimit:
                 await JSONResponse(message, status_code=413)(scope, receive, send)
 
 
+def _local(path: str) -> str:
+    """A redirect target on this server only (no open redirects)."""
+    if not path.startswith("/") or path.startswith("//") or "\\" in path:
+        return "/submissions"
+    return path
+
+
 def _clean(value: Any) -> Any:
     if isinstance(value, float) and math.isnan(value):
         return None
@@ -134,7 +141,8 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
     @app.exception_handler(AuthError)
     async def _auth(request: Request, exc: AuthError):
         if wants_html(request):
-            return page(request, "login.html", status_code=401, message=str(exc))
+            return page(request, "login.html", status_code=401, message=str(exc),
+                        next=_local(request.url.path) if request.url.path != "/login" else "/submissions")
         return error_json(exc, 401)
 
     @app.exception_handler(subs.NotFound)
@@ -238,15 +246,15 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
                     rows=subs.leaderboard(db, t), user=page_user(request))
 
     @app.get("/login", response_class=HTMLResponse)
-    def login_page(request: Request):
-        return page(request, "login.html", message="")
+    def login_page(request: Request, next: str = "/submissions"):
+        return page(request, "login.html", message="", next=_local(next))
 
     @app.post("/login")
-    def login(request: Request, key: str = Form(...)):
+    def login(request: Request, key: str = Form(...), next: str = Form("/submissions")):
         authenticate(db, key)
-        response = RedirectResponse("/submissions", status_code=303)
-        response.set_cookie(COOKIE, key, httponly=True, samesite="strict",
-                            secure=request.url.scheme == "https")
+        response = RedirectResponse(_local(next), status_code=303)
+        # Lax: sent on links to the site, never on another site's POST (no cross-site submissions).
+        response.set_cookie(COOKIE, key, httponly=True, samesite="lax", secure=request.url.scheme == "https")
         return response
 
     @app.post("/logout")
