@@ -210,7 +210,7 @@ def test_admin_cli_adds_users_and_prints_the_key_once(gt, tmp_path, capsys):
                                                                              "daily_limit": 7}
     assert main(["serve", "--data-dir", str(data), "set-user", "dora", "--disable"]) == 0
     assert server.client.get("/api/me", headers={"User-Key": key}).status_code == 401
-    assert main(["serve", "--data-dir", str(data)]) == 2  # serving needs --gt
+    assert main(["serve", "--data-dir", str(data), "--dataset", "davis2016"]) == 2  # needs --gt
 
 
 def test_pack_writes_the_official_layout(results, tmp_path, gt, caplog):

@@ -29,7 +29,8 @@ def _benchmark_arguments(parser: argparse.ArgumentParser, suppress: bool) -> Non
         return argparse.SUPPRESS if suppress else value
 
     parser.add_argument("--gt", type=Path, default=default(None),
-                        help="dataset root whose ground truth is scored against (never served)")
+                        help="dataset root whose ground truth is scored against, never served "
+                             "(default: the embedded synthetic dataset, as `vosbench run`)")
     add_enum_argument(parser, "--dataset", DatasetKind, default=default(DatasetKind.DAVIS2017))
     parser.add_argument("--split", default=default("val"))
     parser.add_argument("--resolution", default=default("480p"))
@@ -83,8 +84,14 @@ def add_parser(subparsers) -> None:
 def _config(args: argparse.Namespace):
     from vosbench.server.config import Limits, ServerConfig, default_data_dir
 
-    if args.gt is None:
-        raise VosbenchError("vosbench serve needs --gt DATASET_ROOT (the ground truth to score against).")
+    gt = args.gt
+    if gt is None:
+        if args.dataset is not DatasetKind.DAVIS2017:
+            raise VosbenchError(f"--dataset {args.dataset.value} needs --gt ROOT, the folder holding Annotations/ "
+                                "(without --gt the embedded synthetic dataset is served).")
+        from vosbench.io.synthetic import default_dataset_root
+
+        gt = default_dataset_root()
     try:
         tracks = tuple(Track(t.strip()) for t in args.tracks.split(",") if t.strip())
     except ValueError:
@@ -93,7 +100,7 @@ def _config(args: argparse.Namespace):
         raise VosbenchError("--tracks takes semi and/or unsupervised.")
     limits = Limits(max_upload_bytes=int(args.max_upload_mb * 1024 * 1024),
                     daily_submissions=args.daily_limit)
-    return ServerConfig(gt=args.gt, dataset=args.dataset, split=args.split, resolution=args.resolution,
+    return ServerConfig(gt=gt, dataset=args.dataset, split=args.split, resolution=args.resolution,
                         tracks=tracks, db_url=args.db, data_dir=args.data_dir or default_data_dir(),
                         title=args.title, limits=limits, lease_seconds=args.lease_seconds)
 
@@ -118,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                             "pip install 'vosbench[server]'") from None
     from vosbench.server import users
 
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration step otherwise
     if args.action is None:
         from vosbench.server.runner import serve
 

@@ -56,6 +56,7 @@ def worker_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll", type=float, default=1.0, help="longest wait between polls of the queue (s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s worker %(message)s", stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = config_from_env()
     db = Database(config.database_url)
     db.upgrade()
