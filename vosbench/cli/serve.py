@@ -42,6 +42,14 @@ def _benchmark_arguments(parser: argparse.ArgumentParser, suppress: bool) -> Non
     parser.add_argument("--max-upload-mb", type=float, default=default(200.0))
     parser.add_argument("--lease-seconds", type=float, default=default(60.0),
                         help="a job whose worker sent no heartbeat for this long is retried")
+    parser.add_argument("--interactive-gt", type=Path, default=default(None),
+                        help="DAVIS 2017-layout root of the interactive track (the DAVIS interactive client's "
+                             "remote protocol); its Scribbles/ give the first scribbles, else the robot draws them")
+    parser.add_argument("--interactive-split", default=default("test-dev"),
+                        help="split of --interactive-gt (the DAVIS client plays only test-dev)")
+    parser.add_argument("--interactive-max-interactions", type=int, default=default(8))
+    parser.add_argument("--interactive-max-time", type=float, default=default(240.0),
+                        help="seconds per object and sample")
 
 
 def add_parser(subparsers) -> None:
@@ -102,7 +110,10 @@ def _config(args: argparse.Namespace):
                     daily_submissions=args.daily_limit)
     return ServerConfig(gt=gt, dataset=args.dataset, split=args.split, resolution=args.resolution,
                         tracks=tracks, db_url=args.db, data_dir=args.data_dir or default_data_dir(),
-                        title=args.title, limits=limits, lease_seconds=args.lease_seconds)
+                        title=args.title, limits=limits, lease_seconds=args.lease_seconds,
+                        interactive_gt=args.interactive_gt, interactive_split=args.interactive_split,
+                        interactive_max_interactions=args.interactive_max_interactions,
+                        interactive_max_time=args.interactive_max_time)
 
 
 def _database(args: argparse.Namespace):

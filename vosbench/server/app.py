@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Body, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -22,6 +22,7 @@ from vosbench.server import submissions as subs
 from vosbench.server.config import ServerConfig
 from vosbench.server.db import Database, Status, User
 from vosbench.server.queue import Queue, make_queue
+from vosbench.server.interactive import ProtocolError
 from vosbench.server.uploads import UploadError
 from vosbench.server.users import AuthError, authenticate
 from vosbench.tracks.params import Track
@@ -115,12 +116,18 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
         db.upgrade()
     queue = queue or make_queue(config, db)
     benchmark = subs.Benchmark(config)
+    interactive = None
+    if config.interactive_gt is not None:
+        from vosbench.server.interactive import InteractiveTrack
+
+        interactive = InteractiveTrack(config, db)
     templates = Jinja2Templates(directory=str(TEMPLATES))
     app = FastAPI(title=config.title, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
     app.state.config, app.state.db, app.state.queue, app.state.benchmark = config, db, queue, benchmark
 
     def page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
-        context.update(request=request, title=config.title, tracks=[t.value for t in config.tracks],
+        boards = [t.value for t in config.tracks] + (["interactive"] if interactive is not None else [])
+        context.update(request=request, title=config.title, tracks=[t.value for t in config.tracks], boards=boards,
                        columns=GLOBAL_COLUMNS, dataset=config.dataset.value, split=config.split)
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
@@ -150,6 +157,10 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
         if wants_html(request):
             return page(request, "error.html", status_code=404, message=str(exc))
         return error_json(exc, 404)
+
+    @app.exception_handler(ProtocolError)
+    async def _protocol(request: Request, exc: ProtocolError):
+        return JSONResponse({"error": exc.name, "message": [str(exc)]}, status_code=400)
 
     @app.exception_handler(UploadError)
     async def _upload(request: Request, exc: UploadError):
@@ -226,8 +237,55 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
         user = api_user(request)
         return _clean(subs.submission_json(config, subs.choose(db, user, submission_id)))
 
+    # -- interactive track: the DAVIS interactive remote protocol ----------------------------------
+    def track_of(request: Request):
+        if interactive is None:
+            raise ProtocolError("this server runs no interactive track (start it with --interactive-gt).",
+                                "RuntimeError")
+        return interactive, api_user(request), request.headers.get("session-key")
+
+    @app.get("/api/dataset/samples")
+    def samples(request: Request):
+        track, user, key = track_of(request)
+        return track.start(user, key)
+
+    @app.get("/api/dataset/scribbles/{sequence}/{index}")
+    def scribble(request: Request, sequence: str, index: str):
+        track, user, key = track_of(request)
+        if not index.isdigit():
+            raise ProtocolError(f"scribble index {index!r} is not a number.")
+        return track.first_scribble(user, key, sequence, int(index))
+
+    @app.post("/api/evaluation/interaction")
+    def interaction(request: Request, body: dict = Body(...)):
+        track, user, key = track_of(request)
+        return track.interaction(user, key, body)
+
+    @app.get("/api/evaluation/report")
+    def report(request: Request):
+        track, user, key = track_of(request)
+        table = track.report(user, key)
+        return {column: table[column].tolist() for column in table.columns}
+
+    @app.post("/api/evaluation/finish")
+    def finish(request: Request):
+        track, user, key = track_of(request)
+        return _clean(track.finish(user, key))
+
+    def interactive_board() -> dict:
+        if interactive is None:
+            raise UploadError("this server runs no interactive track.")
+        p = interactive.params
+        return {"title": config.title, "dataset": "davis2017", "split": config.interactive_split,
+                "track": "interactive", "threshold": p.threshold,
+                "protocol": f"{p.max_interactions} interactions, {p.max_time:g} s per object, robot seed {p.seed}; "
+                            f"AUC of the J&F-vs-time curve and J&F at {p.threshold:g} s",
+                "columns": ["AUC", f"J&F@{p.threshold:g}s", "interactions"], "rows": interactive.leaderboard()}
+
     @app.get("/leaderboard.json")
     def leaderboard_json(track: str = "semi"):
+        if track == "interactive":
+            return _clean(interactive_board())
         t = benchmark.track(track)
         return _clean({"title": config.title, "dataset": config.dataset.value, "split": config.split,
                        "track": t.value, "protocol": benchmark.describe(t), "columns": GLOBAL_COLUMNS,
@@ -241,9 +299,21 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
 
     @app.get("/leaderboard", response_class=HTMLResponse)
     def leaderboard_page(request: Request, track: str = "semi"):
+        if track == "interactive":
+            board = interactive_board()
+            return page(request, "interactive.html", board=board, user=page_user(request))
         t = benchmark.track(track)
         return page(request, "leaderboard.html", track=t.value, protocol=benchmark.describe(t),
                     rows=subs.leaderboard(db, t), user=page_user(request))
+
+    @app.get("/leaderboard/interactive.png")
+    def interactive_plot():
+        from vosbench.reports.plots import interactive_curves, png_bytes
+
+        board = interactive_board()
+        curves = {f"{r['rank']}. {r['user']}": r["curve"] for r in board["rows"]}
+        return Response(png_bytes(interactive_curves(curves, threshold=board["threshold"])), media_type="image/png",
+                        headers={"Cache-Control": "no-store"})
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/submissions"):

@@ -55,12 +55,20 @@ class ServerConfig:
     title: str = "vosbench benchmark"
     limits: Limits = field(default_factory=Limits)
     lease_seconds: float = 60.0
+    # The interactive track (the DAVIS interactive remote protocol); off without interactive_gt.
+    interactive_gt: Path | None = None
+    interactive_split: str = "test-dev"
+    interactive_max_interactions: int = 8
+    interactive_max_time: float = 240.0
+    interactive_seed: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "gt", Path(self.gt))
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "dataset", DatasetKind(self.dataset))
         object.__setattr__(self, "tracks", tuple(Track(t) for t in self.tracks))
+        if self.interactive_gt is not None:
+            object.__setattr__(self, "interactive_gt", Path(self.interactive_gt))
 
     @property
     def database_url(self) -> str:
@@ -91,6 +99,7 @@ def _dump(config: ServerConfig) -> str:
     values["data_dir"] = str(config.data_dir)
     values["dataset"] = config.dataset.value
     values["tracks"] = [t.value for t in config.tracks]
+    values["interactive_gt"] = None if config.interactive_gt is None else str(config.interactive_gt)
     return json.dumps(values)
 
 

@@ -13,7 +13,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterator
 
-from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event)
+from sqlalchemy import (Boolean, DateTime, Float, ForeignKey, Integer, String, Text, UniqueConstraint, create_engine,
+                        event)
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship, sessionmaker
 
@@ -81,6 +82,48 @@ class Submission(Base):
     @property
     def scores(self) -> dict[str, float | None]:
         return json.loads(self.scores_json) if self.scores_json else {}
+
+
+class InteractiveSession(Base):
+    """One play of the interactive track by the DAVIS interactive client (its ``Session-Key``)."""
+
+    __tablename__ = "interactive_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), nullable=False, index=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime, nullable=True)
+    # Per sample ("sequence/idx"): the frames the robot scribbled, when the last scribble was handed out.
+    state_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    summary_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    auc: Mapped[float | None] = mapped_column(Float, nullable=True)
+    jf_at_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_interactions: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    user: Mapped[User] = relationship()
+
+
+class Interaction(Base):
+    """One submitted interaction: the client's timing and the server's own, and the scores of the masks."""
+
+    __tablename__ = "interactive_interactions"
+    __table_args__ = (UniqueConstraint("session_id", "sequence", "scribble_idx", "interaction",
+                                       name="uq_interaction_once"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("interactive_sessions.id"), nullable=False, index=True)
+    sequence: Mapped[str] = mapped_column(String(128), nullable=False)
+    scribble_idx: Mapped[int] = mapped_column(Integer, nullable=False)
+    interaction: Mapped[int] = mapped_column(Integer, nullable=False)
+    client_timing: Mapped[float] = mapped_column(Float, nullable=False)
+    # Seconds from handing out the scribble to receiving the masks, as the server saw them.
+    server_timing: Mapped[float | None] = mapped_column(Float, nullable=True)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
+    dropped: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    next_frame: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # {"j": [[per frame] per object], "f": [...]}; empty for a dropped interaction.
+    scores_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
 
 
 def dump_scores(values: dict[str, float]) -> str:
