@@ -115,10 +115,13 @@ def serve_args(gt: Path, data_dir: Path, *extra: str) -> list[str]:
 
 
 def start_server(gt: Path, data_dir: Path, port: int, log: Path, *extra: str,
-                 env: dict[str, str] | None = None) -> Process:
+                 env: dict[str, str] | None = None, own_worker: bool = False) -> Process:
+    """`vosbench serve` on 127.0.0.1:port; own_worker: with the worker process it starts itself
+    (default: none, the test starts workers with `start_worker`)."""
     import httpx
 
-    server = Process(serve_args(gt, data_dir, "--host", "127.0.0.1", "--port", str(port), "--no-worker", *extra),
+    flags = [] if own_worker else ["--no-worker"]
+    server = Process(serve_args(gt, data_dir, "--host", "127.0.0.1", "--port", str(port), *flags, *extra),
                      log, env)
 
     def up():

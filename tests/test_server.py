@@ -180,6 +180,8 @@ def test_leaderboard_shows_the_chosen_else_the_best_submission(gt, tmp_path, res
     assert rows[0]["J&F-Mean"] == rows[1]["J&F-Mean"]  # the same masks, the same numbers
     html = server.client.get("/leaderboard").text
     assert html.index("alice") < html.index("bob") and "worse" in html
+    index = server.client.get("/")
+    assert index.status_code == 200 and "Leaderboard: unsupervised" in index.text and "bobs" in index.text
     assert server.client.get("/leaderboard.json", params={"track": "interactive"}).status_code == 400
 
 
@@ -246,3 +248,21 @@ def test_submission_json_is_valid_json_without_nan(server, results_zip):
     response = server.submit(alice, results_zip)
     json.loads(response.text)  # strict JSON: NaN would not parse in browsers
     assert "NaN" not in server.client.get("/leaderboard.json").text
+
+
+def test_migrations_upgrade_a_database_in_place(gt, tmp_path, results_zip):
+    """A database made at the first revision, with data, is upgraded to the latest and keeps its rows."""
+    from vosbench.server.db import upgrade
+
+    data = tmp_path / "data"
+    db = Database(f"sqlite:///{data / 'server.db'}")
+    upgrade(db.engine, "0001")
+    assert current_revision(db.engine) == "0001"
+    key = users.add_user(db, "early")
+    with db.engine.connect() as connection:
+        tables = {r[0] for r in connection.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert "interactive_sessions" not in tables
+    server = Server(ServerConfig(gt=gt, data_dir=data))  # upgrades to the head
+    assert current_revision(server.db.engine) == "0002"
+    assert server.submit({"User-Key": key}, results_zip).status_code == 201
+    db.dispose()

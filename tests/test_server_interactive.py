@@ -213,6 +213,11 @@ def test_the_server_checks_order_count_and_keys(client, bench, server):
         eve.get_report()
     with pytest.raises(Exception, match="AuthError"):
         connector_cls("vb_wrong", "s", server["base"]).get_samples("test-dev", None, None)
+    # A submission past the sample's time budget (240 s per object) is dropped and ends the sample.
+    connector.post_predicted_masks(sequence, 1, answers.masks(sequence, 2), 1000.0, 2)
+    assert set(connector.get_report()["interaction"]) == {1}
+    with pytest.raises(RuntimeError, match="already been submitted"):
+        connector.post_predicted_masks(sequence, 1, answers.masks(sequence, 3), 0.5, 3)
     summary = connector.post_finish()
     assert summary["session_key"] == "bob-session-1" and 0 <= summary["auc"] <= 1
     with pytest.raises(RuntimeError, match="finished"):

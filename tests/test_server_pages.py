@@ -17,8 +17,7 @@ pytest.importorskip("fastapi", reason="the server extra is not installed (pip in
 
 import httpx  # noqa: E402
 
-from server_support import (IN_CI, free_port, make_gt, make_results, start_server, start_worker,  # noqa: E402
-                            wait_until)
+from server_support import IN_CI, free_port, make_gt, make_results, start_server, wait_until  # noqa: E402
 from test_html import console_messages, find_browser, run_browser  # noqa: E402
 from vosbench.server import users  # noqa: E402
 from vosbench.server.db import Database  # noqa: E402
@@ -42,8 +41,8 @@ def site(tmp_path_factory):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     data_dir = root / "data"
-    server = start_server(gt, data_dir, port, root / "server.log", "--title", "Lab <benchmark>")
-    worker = start_worker(gt, data_dir, root / "worker.log")
+    # The server with the worker process `vosbench serve` starts itself.
+    server = start_server(gt, data_dir, port, root / "server.log", "--title", "Lab <benchmark>", own_worker=True)
     db = Database(f"sqlite:///{data_dir / 'server.db'}")
     keys = {}
     try:
@@ -56,14 +55,14 @@ def site(tmp_path_factory):
             assert response.status_code == 201, response.text
 
         def scored():
-            assert worker.alive(), worker.log()
+            assert server.alive(), server.log()
             return all(httpx.get(f"{base}/api/submissions", headers={"User-Key": k}, timeout=30).json()[0]["status"]
                        == "done" for k in keys.values())
 
         wait_until(scored, timeout=120, interval=0.5, what="both submissions scored")
+        assert "submission 2: done" in server.log()  # scored by the worker `vosbench serve` started
         yield {"base": base, "keys": keys, "data_dir": data_dir}
     finally:
-        worker.stop()
         server.stop()
         db.dispose()
 

@@ -126,8 +126,8 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
     app.state.config, app.state.db, app.state.queue, app.state.benchmark = config, db, queue, benchmark
 
     def page(request: Request, name: str, status_code: int = 200, **context) -> HTMLResponse:
-        boards = [t.value for t in config.tracks] + (["interactive"] if interactive is not None else [])
-        context.update(request=request, title=config.title, tracks=[t.value for t in config.tracks], boards=boards,
+        nav = [t.value for t in config.tracks] + (["interactive"] if interactive is not None else [])
+        context.update(request=request, title=config.title, tracks=[t.value for t in config.tracks], nav_tracks=nav,
                        columns=GLOBAL_COLUMNS, dataset=config.dataset.value, split=config.split)
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 

@@ -239,6 +239,9 @@ class InteractiveTrack:
             entry = state.get(_key(sequence, idx))
             if entry is None:
                 raise ProtocolError(f"the first scribble of {sequence} #{idx} was never asked for.", "RuntimeError")
+            if entry.get("ended"):
+                raise ProtocolError(f"{sequence} #{idx} has already been submitted in full: its time budget "
+                                    "ran out.", "RuntimeError")
             if interaction != entry["done"] + 1:
                 what = "has already been submitted" if interaction <= entry["done"] else \
                     f"comes before interaction {entry['done'] + 1}"
@@ -253,7 +256,7 @@ class InteractiveTrack:
                 # As `run_session`: a submission past the sample's budget is dropped and ends the sample.
                 record.dropped = True
                 record.scores_json = "{}"
-                entry["done"] = self.params.max_interactions
+                entry["ended"] = True
                 session.add(record)
                 row.state_json = json.dumps(state)
                 return {"sequence": sequence, "scribbles": [[] for _ in range(len(gt))]}
