@@ -167,6 +167,8 @@ def test_the_davis_client_plays_whole_sessions_scored_as_vosbench(client, bench,
     row = next(r for r in board["rows"] if r["user"] == "alice")
     assert row["AUC"] == summary["auc"] and row["J&F@60s"] == summary["metric_at_threshold"]["J_AND_F"]
     assert row["interactions"] == MAX_INTERACTIONS * len(SEQUENCES)
+    assert row["client_seconds"] == pytest.approx(report.groupby(["sequence", "interaction"])["timing"].first().sum())
+    assert row["server_seconds"] >= row["client_seconds"]  # the server's clock also counts the network
     page = httpx.get(f"{server['base']}/leaderboard", params={"track": "interactive"}, timeout=30)
     assert page.status_code == 200 and "alice" in page.text
     plot = httpx.get(f"{server['base']}/leaderboard/interactive.png", timeout=60)

@@ -280,7 +280,8 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
                 "track": "interactive", "threshold": p.threshold,
                 "protocol": f"{p.max_interactions} interactions, {p.max_time:g} s per object, robot seed {p.seed}; "
                             f"AUC of the J&F-vs-time curve and J&F at {p.threshold:g} s",
-                "columns": ["AUC", f"J&F@{p.threshold:g}s", "interactions"], "rows": interactive.leaderboard()}
+                "columns": ["AUC", f"J&F@{p.threshold:g}s", "interactions", "client_seconds", "server_seconds"],
+                "rows": interactive.leaderboard()}
 
     @app.get("/leaderboard.json")
     def leaderboard_json(track: str = "semi"):

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from vosbench.io.factory import DatasetKind, open_dataset
 from vosbench.io.scribbles import annotated_frames
@@ -321,6 +321,9 @@ class InteractiveTrack:
             rows = session.execute(select(InteractiveSession, User.name).join(User)
                                    .where(InteractiveSession.finished_at.is_not(None), User.disabled.is_(False))
                                    .order_by(InteractiveSession.id)).all()
+            timings = {sid: (client, server) for sid, client, server in session.execute(
+                select(Interaction.session_id, func.sum(Interaction.client_timing),
+                       func.sum(Interaction.server_timing)).group_by(Interaction.session_id))}
         best: dict[str, InteractiveSession] = {}
         for s, name in rows:
             if name not in best or (s.auc or 0) > (best[name].auc or 0):
@@ -331,5 +334,9 @@ class InteractiveTrack:
             summary = json.loads(s.summary_json)
             out.append({"rank": rank, "user": name, "session": s.id, "AUC": s.auc,
                         f"J&F@{self.params.threshold:g}s": s.jf_at_threshold, "interactions": s.n_interactions,
+                        # Seconds of all interactions as the client timed them, and as the server saw them
+                        # (from handing out a scribble to receiving the masks: network included).
+                        "client_seconds": timings.get(s.id, (None, None))[0],
+                        "server_seconds": timings.get(s.id, (None, None))[1],
                         "finished_at": s.finished_at.isoformat() + "Z", "curve": summary["curve"]})
         return out

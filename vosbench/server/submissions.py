@@ -108,7 +108,7 @@ def accept_upload(config: ServerConfig, db: Database, benchmark: Benchmark, user
     """Unpack and validate `zip_path`; on success store it as a new queued submission (not yet enqueued)."""
     track = benchmark.track(track_name)
     method = (method or "").strip()[:128]
-    with db.session() as session:
+    with db.session() as session:  # refuse early, before unpacking anything
         _check_limit(session, config, session.get(User, user.id))
     incoming = config.data_dir / "incoming" / uuid.uuid4().hex
     try:
@@ -118,7 +118,9 @@ def accept_upload(config: ServerConfig, db: Database, benchmark: Benchmark, user
         if problems:
             raise InvalidSubmission([public_problem(p, unpacked.root, config.gt) for p in problems])
         with db.session() as session:
-            _check_limit(session, config, session.get(User, user.id))
+            # Checked again with the user's row locked (PostgreSQL; SQLite holds its write lock already),
+            # so that simultaneous uploads cannot pass the limit together.
+            _check_limit(session, config, session.get(User, user.id, with_for_update=True))
             row = Submission(user_id=user.id, track=track.value, method=method, status=Status.QUEUED,
                              created_at=utcnow(), upload_bytes=upload_bytes, n_masks=unpacked.files)
             session.add(row)
