@@ -244,3 +244,27 @@ def test_rle_decoding_matches_the_coco_api():
         decode_rle(coco.encode(np.asfortranarray(np.ones((4, 4), np.uint8)))["counts"].decode(), 5, 4)
     with pytest.raises(ProtocolError):
         decode_rle("\x7f", 2, 2)
+
+
+def test_interactive_leaderboard_page_in_the_browser(client, bench, server, tmp_path):
+    from test_server_pages import _Url, cells
+    from test_html import console_messages, find_browser, run_browser
+
+    browser = find_browser()
+    if browser is None:
+        from server_support import IN_CI
+
+        if IN_CI:
+            pytest.fail("no Chromium found; CI must install it (.ci/run: apt-get install -y chromium)")
+        pytest.skip("no Chromium on this machine (apt-get install -y chromium to run this test)")
+    session_cls, _ = client
+    play(session_cls, server["base"], users.add_user(server["db"], "carol"), Answers(bench[1]), tmp_path)
+    board = httpx.get(f"{server['base']}/leaderboard.json", params={"track": "interactive"}, timeout=30).json()
+    done = run_browser(browser, _Url(f"{server['base']}/leaderboard?track=interactive"), tmp_path, "--dump-dom",
+                       "--virtual-time-budget=10000")
+    assert console_messages(done.stderr) == []  # the curve plot loaded (a failed one logs an error)
+    table = cells(done.stdout, "leaderboard")
+    assert [row[1] for row in table] == [r["user"] for r in board["rows"]] and "carol" in [r[1] for r in table]
+    for row, entry in zip(table, board["rows"]):
+        assert row[3:5] == [f"{entry['AUC']:.3f}", f"{entry['J&F@60s']:.3f}"]
+    assert '<img src="/leaderboard/interactive.png"' in done.stdout
