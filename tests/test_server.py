@@ -266,3 +266,35 @@ def test_migrations_upgrade_a_database_in_place(gt, tmp_path, results_zip):
     assert current_revision(server.db.engine) == "0002"
     assert server.submit({"User-Key": key}, results_zip).status_code == 201
     db.dispose()
+
+
+def test_a_failed_store_leaves_no_row_and_no_folder(server, results_zip, monkeypatch):
+    import os
+
+    from vosbench.server import submissions
+
+    alice = server.user("alice")
+    stale = server.config.submission_dir(1) / "masks" / "stale"
+    stale.mkdir(parents=True)  # left by an upload whose transaction never committed
+    moved = []
+    real_replace = os.replace
+
+    def replace_then_fail(src, dst, **kwargs):
+        real_replace(src, dst, **kwargs)
+        if Path(dst).parent != server.config.submissions_dir:
+            return None
+        moved.append(dst)
+        raise OSError("disk full")
+
+    monkeypatch.setattr(submissions.os, "replace", replace_then_fail)
+    with pytest.raises(OSError, match="disk full"):
+        server.submit(alice, results_zip)
+    assert moved == [server.config.submission_dir(1)]
+    assert not server.config.submission_dir(1).exists()
+    with server.db.session() as session:
+        assert session.scalar(select(Submission)) is None
+    monkeypatch.undo()
+    response = server.submit(alice, results_zip)
+    assert response.status_code == 201 and response.json()["status"] == "done"
+    sid = response.json()["id"]
+    assert not (server.config.submission_dir(sid) / "masks" / "stale").exists()

@@ -117,17 +117,25 @@ def accept_upload(config: ServerConfig, db: Database, benchmark: Benchmark, user
         problems = validate_folder(dataset, unpacked.root, benchmark.params(track))
         if problems:
             raise InvalidSubmission([public_problem(p, unpacked.root, config.gt) for p in problems])
-        with db.session() as session:
-            # Checked again with the user's row locked (PostgreSQL; SQLite holds its write lock already),
-            # so that simultaneous uploads cannot pass the limit together.
-            _check_limit(session, config, session.get(User, user.id, with_for_update=True))
-            row = Submission(user_id=user.id, track=track.value, method=method, status=Status.QUEUED,
-                             created_at=utcnow(), upload_bytes=upload_bytes, n_masks=unpacked.files)
-            session.add(row)
-            session.flush()
-            target = config.submission_dir(row.id)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(incoming, target)
+        target = None
+        try:
+            with db.session() as session:
+                # Checked again with the user's row locked (PostgreSQL; SQLite holds its write lock already),
+                # so that simultaneous uploads cannot pass the limit together.
+                _check_limit(session, config, session.get(User, user.id, with_for_update=True))
+                row = Submission(user_id=user.id, track=track.value, method=method, status=Status.QUEUED,
+                                 created_at=utcnow(), upload_bytes=upload_bytes, n_masks=unpacked.files)
+                session.add(row)
+                session.flush()
+                target = config.submission_dir(row.id)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if target.exists():  # left by an upload whose transaction never committed: the id is new
+                    shutil.rmtree(target)
+                os.replace(incoming, target)
+        except BaseException:
+            if target is not None:  # the row was rolled back: its folder goes too
+                shutil.rmtree(target, ignore_errors=True)
+            raise
         return row
     finally:
         shutil.rmtree(incoming, ignore_errors=True)
