@@ -138,3 +138,45 @@ def test_server_and_worker_processes_on_postgres(postgres, bench, tmp_path):
         worker.stop()
         server.stop()
         db.dispose()
+
+
+def test_interactive_session_on_postgres(postgres, bench, tmp_path):
+    """The interactive protocol's state (sessions, interactions, order checks) on PostgreSQL."""
+    coco = pytest.importorskip("pycocotools.mask", reason="pycocotools is in the test extra")
+    import numpy as np
+
+    from tiny_davis import moving_boxes, write_davis
+
+    _reset(postgres.url)
+    sequences = {"deer": moving_boxes(5, 40, 48, 2, seed=1), "chamaleon": moving_boxes(5, 40, 48, 1, seed=2)}
+    gt = write_davis(tmp_path / "testdev", sequences, split="test-dev")
+    server = Server(ServerConfig(gt=bench[0], db_url=postgres.url, data_dir=tmp_path / "data", interactive_gt=gt,
+                                 interactive_max_interactions=2))
+    key = users.add_user(server.db, "alice")
+    headers = {"User-Key": key, "Session-Key": "pg-session"}
+    samples, max_time, max_i = server.client.get("/api/dataset/samples", headers=headers).json()
+    assert sorted(map(tuple, samples)) == [("chamaleon", 1), ("deer", 1)] and max_i == 2
+
+    def encode(masks, n):
+        frames = [[{"object_id": k, "counts": coco.encode(np.asfortranarray((m == k).astype(np.uint8)))["counts"]
+                    .decode()} for k in range(1, n + 1)] for m in masks]
+        return {"size": list(masks.shape), "frames": frames}
+
+    for sequence, masks in sequences.items():
+        n = int(masks.max())
+        assert server.client.get(f"/api/dataset/scribbles/{sequence}/001", headers=headers).status_code == 200
+        for interaction in (1, 2):
+            body = {"sequence": sequence, "scribble_idx": 1, "interaction": interaction, "timing": 1.5,
+                    "pred_masks": encode(np.roll(masks, 3 - interaction, axis=2), n)}
+            response = server.client.post("/api/evaluation/interaction", headers=headers, json=body)
+            assert response.status_code == 200, response.text
+        again = server.client.post("/api/evaluation/interaction", headers=headers, json=body)
+        assert again.status_code == 400 and again.json()["error"] == "RuntimeError"  # submitted already
+        past = server.client.post("/api/evaluation/interaction", headers=headers, json={**body, "interaction": 3})
+        assert past.status_code == 400 and past.json()["error"] == "ValueError"  # past the maximum
+    report = server.client.get("/api/evaluation/report", headers=headers).json()
+    assert len(report["jaccard"]) == 5 * 2 * (2 + 1)
+    summary = server.client.post("/api/evaluation/finish", headers=headers).json()
+    board = server.client.get("/leaderboard.json", params={"track": "interactive"}).json()
+    assert board["rows"][0]["AUC"] == summary["auc"] and board["rows"][0]["interactions"] == 4
+    server.db.dispose()
