@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-from pathlib import Path
 
 import pytest
 

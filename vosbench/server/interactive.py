@@ -227,7 +227,7 @@ class InteractiveTrack:
             raise ProtocolError("Interaction value invalid. Should be higher than 0.")
         if not np.isfinite(timing) or timing < 0:
             raise ProtocolError(f"timing must be a non-negative number of seconds, got {timing}.")
-        sample = self.sample(sequence, idx)
+        self.sample(sequence, idx)  # a sample of the benchmark, else ValueError as the framework says
         gt = self.gt(sequence)
         nb_objects = self.nb_objects(sequence)
         masks = decode_masks(encoding, gt.shape, nb_objects)

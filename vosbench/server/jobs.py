@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -168,7 +167,3 @@ def requeue_stale(db: Database, enqueue: Callable[[int, float], None], running_o
         enqueue(sid, delay)
         ids.append(sid)
     return ids
-
-
-def remove_submission_files(config: ServerConfig, submission_id: int) -> None:
-    shutil.rmtree(config.submission_dir(submission_id), ignore_errors=True)

@@ -1,7 +1,6 @@
 """Accepting a submission (unpack, validate with vosbench's validator, store, enqueue) and reading them back."""
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -210,7 +209,3 @@ def leaderboard(db: Database, track: Track) -> list[dict[str, Any]]:
 def _key(sub: Submission) -> float:
     value = sub.jf_mean
     return -math.inf if value is None or math.isnan(value) else value
-
-
-def dump(value: Any) -> str:
-    return json.dumps(value)
