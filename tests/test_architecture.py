@@ -1,11 +1,11 @@
-"""Layers import only downward: io -> metrics -> tracks -> methods -> reports -> cli."""
+"""Layers import only downward: io -> metrics -> tracks -> methods -> reports -> server -> cli."""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = ["errors", "io", "metrics", "tracks", "methods", "reports", "cli"]
+LAYERS = ["errors", "io", "metrics", "tracks", "methods", "reports", "server", "cli"]
 # Modules at the package root that are not a layer of their own.
 FREE = {"__init__", "__main__", "data"}
 

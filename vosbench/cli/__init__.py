@@ -14,7 +14,7 @@ import sys
 from vosbench.errors import VosbenchError
 
 # Sub-command modules, in the order `vosbench --help` lists them.
-COMMANDS = ["run", "train", "generate", "evaluate", "validate", "interactive", "leaderboard", "report"]
+COMMANDS = ["run", "train", "generate", "evaluate", "validate", "interactive", "leaderboard", "report", "pack", "serve"]
 
 log = logging.getLogger("vosbench")
 
