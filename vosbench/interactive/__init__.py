@@ -18,12 +18,19 @@ Helpers, each with its home in vosbench and the framework's behaviour:
 ``fuse_scribbles`` returns a new dict and leaves both arguments unchanged (the
 framework's also extends the first argument's frame lists in place).
 """
+from types import SimpleNamespace
+
+from vosbench.io import scribbles as _scribbles
 from vosbench.io.scribbles import (annotated_frames, annotated_frames_object, bezier_curve, bresenham,
                                    fuse_scribbles, is_empty, scribbles2mask, scribbles2points)
 from vosbench.metrics.interactive import batched_f_measure, batched_jaccard
 from vosbench.interactive.session import Davis, DavisInteractiveSession, SessionError
 from vosbench.tracks.interactive.engine import BudgetRule, SubmissionError
 
-__all__ = ["DavisInteractiveSession", "Davis", "SessionError", "SubmissionError", "BudgetRule",
+# ``from davisinteractive import utils as interactive_utils`` -> ``from vosbench.interactive import utils as ...``:
+# ``interactive_utils.scribbles.scribbles2mask(...)``, ``interactive_utils.operations.bresenham(...)``.
+utils = SimpleNamespace(scribbles=_scribbles, operations=SimpleNamespace(bresenham=bresenham, bezier_curve=bezier_curve))
+
+__all__ = ["utils", "DavisInteractiveSession", "Davis", "SessionError", "SubmissionError", "BudgetRule",
            "scribbles2mask", "scribbles2points", "fuse_scribbles", "is_empty", "annotated_frames",
            "annotated_frames_object", "bresenham", "bezier_curve", "batched_jaccard", "batched_f_measure"]

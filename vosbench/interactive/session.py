@@ -344,8 +344,9 @@ class DavisInteractiveSession:
         run.check(pred_masks, next_scribble_frame_candidates)   # refuses bad input before anything changes
         end = self.clock()
         timing = end - self.interaction_start_time
+        # as the framework, the robot scribbles after the last interaction too (sample_last_scribble)
         step = run.submit(pred_masks, timing, now=end, candidates=next_scribble_frame_candidates,
-                          draw_after_last=self.max_nb_interactions is None)
+                          draw_after_last=True)
         self.interaction_nb += 1
         self.running_model = False
         self.interaction_start_time = None

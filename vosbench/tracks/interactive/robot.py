@@ -43,6 +43,7 @@ wall-clock compute times there, which would make robot files differ from run to 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -119,15 +120,73 @@ class _LegacyTieBreak(np.random.Generator):
         return np.random.RandomState(0).permutation(x)
 
 
+def _tie_break(n: int, seed: int | None) -> np.ndarray:
+    """The permutation of a region's n pixels that orders ties in ``medial_axis``."""
+    if seed is None:
+        return np.random.RandomState(0).permutation(np.arange(n))
+    return np.random.default_rng(int(seed)).permutation(np.arange(n))
+
+
+def _pattern_of(index: int) -> np.ndarray:
+    return np.array([[index & 2 ** k for k in range(r * 3, r * 3 + 3)] for r in range(3)], bool)
+
+
+@functools.lru_cache(maxsize=1)
+def _medial_axis_tables() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's lookup tables of ``medial_axis`` (the same for every image): built once."""
+    from scipy import ndimage as ndi
+
+    eight = np.ones((3, 3), bool)
+    centre = (np.arange(512) & 2 ** 4).astype(bool)
+    changes = np.array([ndi.label(_pattern_of(k), eight)[1] != ndi.label(_pattern_of(k & ~(2 ** 4)), eight)[1]
+                        for k in range(512)])
+    few = np.array([np.sum(_pattern_of(k)) < 3 for k in range(512)])
+    table = np.ascontiguousarray(centre & (changes | few), dtype=np.uint8)
+    cornerness = np.array([9 - np.sum(_pattern_of(k)) for k in range(512)])
+    return table, cornerness
+
+
+def _compiled_medial_axis_parts():
+    """scikit-image's compiled pieces of ``medial_axis`` (private names: None when they moved)."""
+    try:
+        from skimage.morphology._skeletonize import _skeletonize_loop, _table_lookup
+    except ImportError:  # pragma: no cover - a scikit-image that reorganised its internals
+        return None
+    return _skeletonize_loop, _table_lookup
+
+
 def _medial_axis(region: np.ndarray, seed: int | None) -> np.ndarray:
-    if seed is not None:
-        return medial_axis(region, rng=int(seed))
-    legacy = _LegacyTieBreak()
-    out = medial_axis(region, rng=legacy)
-    if legacy.calls != 1:
-        raise RuntimeError("this scikit-image's medial_axis no longer draws its tie-break from "
-                           "rng.permutation: the official (scikit-image <= 0.18) tie-break cannot be applied")
-    return out
+    """``medial_axis(region)`` with the tie-break of `seed` (None: scikit-image <= 0.18's).
+
+    It builds scikit-image's lookup tables once instead of at every call (most of the
+    public function's time on a robot's small regions) and runs its compiled thinning
+    loop; the public function is used when those internals are not found. Both give
+    the same skeleton (tests/test_robot.py checks it).
+    """
+    parts = _compiled_medial_axis_parts()
+    if parts is None:
+        if seed is not None:
+            return medial_axis(region, rng=int(seed))
+        legacy = _LegacyTieBreak()
+        out = medial_axis(region, rng=legacy)
+        if legacy.calls != 1:
+            raise RuntimeError("this scikit-image's medial_axis no longer draws its tie-break from "
+                               "rng.permutation: the official (scikit-image <= 0.18) tie-break cannot be applied")
+        return out
+    skeletonize_loop, table_lookup = parts
+    from scipy import ndimage as ndi
+
+    table, cornerness = _medial_axis_tables()
+    masked = np.asarray(region, dtype=bool)
+    distance = ndi.distance_transform_edt(masked)
+    corner_score = table_lookup(masked, cornerness)
+    i, j = np.nonzero(masked)   # row-major, as np.mgrid[...][masked]
+    i = np.ascontiguousarray(i, dtype=np.intp)
+    j = np.ascontiguousarray(j, dtype=np.intp)
+    order = np.lexsort((_tie_break(i.size, seed), corner_score[masked], distance[masked]))
+    result = np.ascontiguousarray(masked, np.uint8)
+    skeletonize_loop(result, i, j, np.ascontiguousarray(order, dtype=np.int32), table)
+    return result.astype(bool)
 
 
 def skeleton(mask: np.ndarray, params: RobotParams = RobotParams(), seed: int | None = None) -> np.ndarray:
