@@ -1,5 +1,6 @@
-"""A toy interactive model for the evaluation-loop scripts: paints the scribbles thick, carries the
-nearest painted frame to the others. Deterministic, numpy and OpenCV only."""
+"""A toy interactive model for the evaluation-loop scripts: fills the convex hull of each object's
+scribbles (a background scribble erases a thick line), carries the nearest painted frame to the
+others. Deterministic, numpy and OpenCV only."""
 import cv2
 import numpy as np
 
@@ -15,8 +16,13 @@ class PaintAndCarry:
         for t in np.nonzero((drawn >= 0).any(axis=(1, 2)))[0]:
             mask = self.painted.get(int(t), np.zeros(self.shape[1:], np.uint8)).copy()
             for obj in np.unique(drawn[t][drawn[t] >= 0]):
-                grown = cv2.dilate((drawn[t] == obj).astype(np.uint8), self.kernel) > 0
-                mask[grown] = obj
+                pixels = (drawn[t] == obj).astype(np.uint8)
+                grown = cv2.dilate(pixels, self.kernel)
+                if obj > 0:
+                    ys, xs = np.nonzero(grown)
+                    hull = cv2.convexHull(np.column_stack([xs, ys]).astype(np.int32))
+                    cv2.fillConvexPoly(grown, hull, 1)
+                mask[grown > 0] = obj
             self.painted[int(t)] = mask
 
     def masks(self):

@@ -2,6 +2,7 @@
 
 Usage: manet_style.py DAVIS_ROOT OUTPUT_DIR
 """
+import json
 import os
 import sys
 import timeit
@@ -42,4 +43,6 @@ with DavisInteractiveSession(host="localhost", user_key=None, davis_root=davis_r
         log.append((sequence, n_interaction, annotated_now, timeit.default_timer() - t_total))
     report = sess.get_report()
     summary = sess.get_global_summary(save_file=os.path.join(save_dir, "summary.json"))
+with open(os.path.join(save_dir, "interactions.json"), "w") as fp:
+    json.dump(log, fp)
 print("interactions", len(log), "AUC", summary["auc"])

@@ -2,6 +2,7 @@
 
 Usage: mivos_style.py DAVIS_ROOT OUTPUT_DIR
 """
+import json
 import os
 import sys
 from argparse import ArgumentParser
@@ -46,6 +47,7 @@ for name in sorted(os.listdir(root)):
     shapes[name] = (len(frames), h, w)
 
 total_iter = 0
+interaction_log = []
 with DavisInteractiveSession(davis_root=args.davis, report_save_dir=args.output, max_nb_interactions=8,
                              max_time=8 * 30) as sess:
     while sess.next():
@@ -55,8 +57,11 @@ with DavisInteractiveSession(davis_root=args.davis, report_save_dir=args.output,
                 del processor
             processor = Processor(*shapes[sequence])
         pred_masks, next_masks, this_idx = processor.interact(scribbles)
+        interaction_log.append([sequence, sess.samples[sess.sample_idx][1], this_idx])
         sess.submit_masks(pred_masks, next_masks)
         total_iter += 1
     report = sess.get_report()
     summary = sess.get_global_summary(save_file=os.path.join(args.output, "summary.json"))
+with open(os.path.join(args.output, "interactions.json"), "w") as fp:
+    json.dump(interaction_log, fp)
 print("interactions", total_iter, "AUC", summary["auc"])
