@@ -20,9 +20,10 @@ DEFAULT_METHOD = "scribble-propagation"
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "interactive", help="interactive track: scribble robot, timed sessions, J&F@60s and AUC",
-        description="Play the DAVIS interactive protocol end to end: the robot scribbles, the method answers "
-                    "with masks, only the method's time is counted; reports J&F@60s, AUC and the J&F-vs-time "
-                    "curve. Without --dataset it runs on the embedded synthetic dataset; without --method it plays "
+        description="Play the DAVIS interactive protocol end to end: the robot draws the official scribbles, "
+                    "the method answers with masks, the time budget is charged with the method's answer times "
+                    "(--budget-rule wall-clock: as the framework does); prints the protocol, J&F@60s, AUC and the "
+                    "J&F-vs-time curve. Without --dataset it runs on the embedded synthetic dataset; without --method it plays "
                     f"the strongest interactive baseline ({DEFAULT_METHOD}).")
     parser.add_argument("--robot", action="store_true", default=True,
                         help="scribbles come from the robot (the only mode, and the default; the official command "
