@@ -9,7 +9,6 @@ runs once and the test checks the scribbles against the fixture.
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from test_robot_official import OfficialScribbles, difference
