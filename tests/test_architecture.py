@@ -1,11 +1,15 @@
-"""Layers import only downward: io -> metrics -> tracks -> methods -> reports -> server -> cli."""
+"""Layers import only downward: io -> metrics -> tracks -> interactive -> methods -> reports -> server -> cli.
+
+`vosbench.interactive` (the DAVIS interactive framework's API: the drop-in session and its
+helpers) drives the interactive track's step engine and needs no method: it sits right above tracks.
+"""
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-LAYERS = ["errors", "io", "metrics", "tracks", "methods", "reports", "server", "cli"]
+LAYERS = ["errors", "io", "metrics", "tracks", "interactive", "methods", "reports", "server", "cli"]
 # Modules at the package root that are not a layer of their own.
 FREE = {"__init__", "__main__", "data"}
 

@@ -13,15 +13,17 @@ modules only:
   them through a module proxy, so numpy itself stays untouched;
 - ``nx.from_scipy_sparse_matrix`` (networkx < 3) -> ``from_scipy_sparse_array``;
 - its absl-based logging module -> the standard logging;
-- ``six.moves.urllib`` (only imported by its dataset module) when six is missing;
-- the robot's ``medial_axis`` -> ``medial_axis(..., rng=seed)``: the "tie-breaking
-  fixed" robot the vosbench robot must match.
+- ``six.moves.urllib`` (only imported by its dataset module) when six is missing.
+
+On this stack its robot is not the official one (scikit-image >= 0.19 breaks medial
+axis ties with an unseeded generator; scikit-learn >= 0.24 and networkx 2.5-3.1 break
+graph ties differently): the robot is compared with recordings of the challenges'
+stack instead (fixtures/interactive/).
 
 Its C extension (COCO mask encoding, used only by the remote connector) is never built.
 """
 from __future__ import annotations
 
-import functools
 import importlib
 import logging
 import os
@@ -119,16 +121,6 @@ def load(source_tree: Path | None) -> types.ModuleType:
         module.np = proxy
     modules[0].nx = _NetworkxWithOldNames()
     return pkg
-
-
-def robot(seed: int, **params):
-    """The framework's robot with the evaluation service's parameters, its medial_axis seeded."""
-    from skimage.morphology import medial_axis
-
-    module = sys.modules[f"{PACKAGE}.robot.interactive_robot"]
-    module.medial_axis = functools.partial(medial_axis, rng=seed)
-    service = sys.modules[f"{PACKAGE}.evaluation.service"]
-    return module.InteractiveScribblesRobot(**{**service.ROBOT_DEFAULT_PARAMETERS, **params})
 
 
 def acquire(cache_dir: Path) -> types.ModuleType:

@@ -262,3 +262,33 @@ def test_cli_refuses_a_method_of_another_track(tiny, tmp_path, monkeypatch, capl
 def test_cli_needs_gt_with_a_dataset(caplog):
     assert main(["interactive", "--robot", "--method", "scribble-propagation", "--dataset", "davis2016"]) == 2
     assert "--gt" in caplog.text
+
+
+def test_cli_robot_alone_plays_the_default_baseline(tmp_path, capsys, monkeypatch):
+    """`vosbench interactive --robot` as typed: the default baseline on the embedded dataset, the official robot."""
+    import dataclasses
+
+    from vosbench.cli.interactive import DEFAULT_METHOD
+    from vosbench.io.synthetic import default_dataset_root
+    from vosbench.tracks.interactive import session as session_module
+
+    played = {}
+    real_run_session = session_module.run_session
+
+    def spy(dataset, method, params, **kwargs):
+        played.update(method=method.name, params=params, root=dataset.root)
+        # kept short here: one sample, one interaction
+        return real_run_session(dataset, method, dataclasses.replace(params, max_interactions=1),
+                                samples=kwargs["samples"][:1], **{k: v for k, v in kwargs.items() if k != "samples"})
+
+    monkeypatch.setattr(session_module, "run_session", spy)
+    monkeypatch.chdir(tmp_path)
+    assert main(["interactive", "--robot", "--no-progress"]) == 0
+    assert played["method"] == DEFAULT_METHOD == "scribble-propagation"
+    assert played["params"].seed is None and played["params"].max_interactions == 8
+    assert Path(played["root"]) == default_dataset_root()
+    out = capsys.readouterr().out
+    assert "protocol: DAVIS interactive" in out and "official scribbles" in out
+    assert "AUC" in out and "J&F@60s" in out
+    folder = tmp_path / f"interactive-synthetic-{DEFAULT_METHOD}"
+    assert {p.name for p in folder.iterdir()} >= {"report.csv", "summary.json", "curve.png"}

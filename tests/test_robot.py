@@ -143,3 +143,53 @@ def test_bad_parameters_and_shapes():
         RobotParams(kernel_size=1.0)
     with pytest.raises(ValueError):
         ScribbleRobot().interact("s", np.zeros((2, 4, 4)), np.zeros((1, 4, 4)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 10_000), tie_break=st.sampled_from([None, 0, 7]))
+def test_medial_axis_equals_scikit_images(seed, tie_break):
+    """The robot's medial axis (lookup tables built once) is scikit-image's, for both tie-breaks."""
+    from skimage.morphology import medial_axis
+
+    from vosbench.tracks.interactive.robot import _LegacyTieBreak, _medial_axis
+
+    rng = np.random.default_rng(seed)
+    region = np.zeros((50, 70), bool)
+    for _ in range(int(rng.integers(1, 4))):
+        centre = (int(rng.integers(5, 65)), int(rng.integers(5, 45)))
+        axes = (int(rng.integers(2, 25)), int(rng.integers(2, 20)))
+        cv2.ellipse(region.view(np.uint8), centre, axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)
+    region = np.pad(region, 1)
+    rng_arg = _LegacyTieBreak() if tie_break is None else tie_break
+    assert np.array_equal(_medial_axis(region, tie_break), medial_axis(region, rng=rng_arg))
+
+
+def test_the_official_tie_break_is_scikit_image_018s_permutation():
+    from vosbench.tracks.interactive.robot import _tie_break
+
+    assert np.array_equal(_tie_break(10, None), np.random.RandomState(0).permutation(10))
+    assert np.array_equal(_tie_break(10, 3), np.random.default_rng(3).permutation(10))
+
+
+def test_neighbour_order_is_scikit_learn_020s():
+    """The KD-tree index array scikit-learn 0.20.3 builds (leaf size 30) on 82 scattered pixels, recorded
+    there with ``KDTree(points, leaf_size=30).get_arrays()[1]`` (numpy 1.21.6): quickselect ties included."""
+    from vosbench.tracks.interactive.robot import _kdtree_index_order
+
+    ys, xs = np.nonzero(np.random.RandomState(3).rand(12, 15) < 0.45)
+    expected = [0, 1, 7, 8, 9, 10, 16, 17, 23, 24, 25, 26, 29, 30, 31, 32, 33, 36, 37, 38, 39, 40, 41, 47, 54, 55,
+                61, 62, 63, 64, 68, 69, 70, 75, 76, 77, 78, 48, 2, 34, 56, 71, 44, 11, 42, 79, 19, 45, 12, 65, 4, 49,
+                50, 3, 72, 73, 18, 27, 57, 58, 35, 80, 28, 20, 66, 21, 51, 52, 22, 15, 5, 43, 6, 59, 13, 46, 14, 81,
+                74, 53, 60, 67]
+    assert _kdtree_index_order(np.column_stack([xs, ys])) == expected
+
+
+def test_robot_parameters_are_settable_like_the_frameworks():
+    robot = ScribbleRobot()
+    robot.min_nb_nodes = 9
+    robot.kernel_size = 0.1
+    assert robot.params == RobotParams(kernel_size=0.1, min_nb_nodes=9)
+    with pytest.raises(ValueError):
+        robot.kernel_size = 1.5
+    with pytest.raises(ValueError):
+        ScribbleRobot(seed=1.5)

@@ -9,19 +9,27 @@ from pathlib import Path
 from vosbench.cli.choices import add_enum_argument, add_option_argument, parse_options
 from vosbench.errors import VosbenchError
 from vosbench.io.factory import DatasetKind, open_dataset
+from vosbench.tracks.interactive.engine import BudgetRule
 
 log = logging.getLogger(__name__)
+
+# The strongest interactive baseline installed with vosbench: what `vosbench interactive --robot` plays.
+DEFAULT_METHOD = "scribble-propagation"
 
 
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "interactive", help="interactive track: scribble robot, timed sessions, J&F@60s and AUC",
-        description="Play the DAVIS interactive protocol end to end: the robot scribbles, the method answers "
-                    "with masks, only the method's time is counted; reports J&F@60s, AUC and the J&F-vs-time "
-                    "curve. Without --dataset it runs on the embedded synthetic dataset.")
-    parser.add_argument("--robot", action="store_true", required=True,
-                        help="scribbles come from the robot (the only mode; kept for the official command line)")
-    parser.add_argument("--method", required=True, help="registered interactive method, e.g. scribble-propagation")
+        description="Play the DAVIS interactive protocol end to end: the robot draws the official scribbles, "
+                    "the method answers with masks, the time budget is charged with the method's answer times "
+                    "(--budget-rule wall-clock: as the framework does); prints the protocol, J&F@60s, AUC and the "
+                    "J&F-vs-time curve. Without --dataset it runs on the embedded synthetic dataset; without --method it plays "
+                    f"the strongest interactive baseline ({DEFAULT_METHOD}).")
+    parser.add_argument("--robot", action="store_true", default=True,
+                        help="scribbles come from the robot (the only mode, and the default; the official command "
+                             "line names it)")
+    parser.add_argument("--method", default=DEFAULT_METHOD,
+                        help=f"registered interactive method (default: {DEFAULT_METHOD})")
     add_enum_argument(parser, "--dataset", DatasetKind, default=None,
                       help="dataset kind (default: the embedded synthetic dataset)")
     parser.add_argument("--gt", type=Path, default=None, help="dataset root (needed with --dataset)")
@@ -34,7 +42,13 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--max-interactions", type=int, default=8, help="interactions per sample (at most 16)")
     parser.add_argument("--max-time", type=float, default=240.0, help="seconds per object per sample (at most 600)")
     parser.add_argument("--threshold", type=float, default=60.0, help="time of the J&F@t score (seconds)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the robot's tie-breaking")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="tie-break of the robot's skeletons. Default: the official scribbles (the DAVIS "
+                             "challenges' tie-break, scikit-image <= 0.18). An integer breaks ties with that seed "
+                             "instead: a deterministic robot, NOT the official scribbles")
+    add_enum_argument(parser, "--budget-rule", BudgetRule, default=BudgetRule.METHOD_TIME,
+                      help="how a sample's time budget is charged: method-time (the method's answers only; "
+                           "default) or wall-clock (time since the sample started, the framework's rule)")
     parser.add_argument("--device", default="auto")
     add_option_argument(parser, help="a constructor option of the method, e.g. propagator=zero-motion (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
@@ -70,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(method, InteractiveMethod):
         raise VosbenchError(f"method {args.method!r} is a {method.track} method, not an interactive one")
     params = SessionParams(max_interactions=args.max_interactions, max_time=args.max_time,
-                           threshold=args.threshold, seed=args.seed)
+                           threshold=args.threshold, seed=args.seed, budget_rule=args.budget_rule)
     samples = find_samples(dataset, args.scribbles, sequences=args.sequences)
     out = args.out or Path(f"interactive-{tag}-{args.method}")
     checkpoint = out / ".checkpoint"

@@ -107,18 +107,136 @@ def fuse_scribbles(a: Mapping[str, Any], b: Mapping[str, Any]) -> Scribbles:
             "scribbles": [copy.deepcopy(fa) + copy.deepcopy(fb) for fa, fb in zip(a["scribbles"], b["scribbles"])]}
 
 
+def annotated_frames_object(data: Mapping[str, Any], object_id: int) -> list[int]:
+    """Frames holding at least one scribble of `object_id`."""
+    return [t for t, frame in enumerate(data["scribbles"]) if any(s["object_id"] == object_id for s in frame)]
+
+
+def _line(x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+    d_x, d_y = x1 - x0, y1 - y0
+    x_sign = 1 if d_x > 0 else -1
+    y_sign = 1 if d_y > 0 else -1
+    d_x, d_y = abs(d_x), abs(d_y)
+    if d_x > d_y:
+        xx, xy, yx, yy = x_sign, 0, 0, y_sign
+    else:
+        d_x, d_y = d_y, d_x
+        xx, xy, yx, yy = 0, y_sign, x_sign, 0
+    steps = np.empty(d_x + 1, dtype=np.int64)
+    decision, y = 2 * d_y - d_x, 0
+    for x in range(d_x + 1):
+        steps[x] = y
+        if decision >= 0:
+            y += 1
+            decision -= 2 * d_x
+        decision += 2 * d_y
+    x = np.arange(d_x + 1)
+    return np.column_stack([x0 + x * xx + steps * yx, y0 + x * xy + steps * yy])
+
+
+def bresenham(points: Any) -> np.ndarray:
+    """The pixels of the polyline through integer `points` ((N, 2) x, y), segment by segment.
+
+    As the DAVIS interactive framework's ``bresenham``: each segment's pixels from its
+    first point to its last, segments concatenated (shared ends repeated); fewer than two
+    points come back as they are.
+    """
+    points = np.asarray(points, dtype=np.int64)
+    if len(points) < 2:
+        return points
+    return np.concatenate([_line(*points[i], *points[i + 1]) for i in range(len(points) - 1)], axis=0)
+
+
+_bresenham = bresenham   # scribbles2mask's argument of the same name hides the function there
+
+
+def scribbles2mask(scribbles: Mapping[str, Any], output_resolution: tuple[int, int],
+                   bezier_curve_sampling: bool = False, nb_points: int = 1000, bresenham: bool = True,
+                   default_value: int = -1) -> np.ndarray:
+    """``(frames, H, W)`` int64 maps of the scribbled object ids, `default_value` elsewhere.
+
+    The DAVIS interactive framework's ``scribbles2mask``: output_resolution ``(H, W)``;
+    points scaled by ``(W - 1, H - 1)`` and truncated, joined by `bresenham` lines (or
+    only the points themselves); later scribbles overwrite earlier ones.
+    bezier_curve_sampling: resample each path as a Bezier curve of `nb_points` points first.
+    """
+    output_resolution = tuple(output_resolution)
+    if len(output_resolution) != 2 or any(int(r) < 1 for r in output_resolution):
+        raise ValueError(f"invalid output resolution: {output_resolution} (give (height, width))")
+    height, width = int(output_resolution[0]), int(output_resolution[1])
+    nb_frames = len(scribbles["scribbles"])
+    masks = np.full((nb_frames, height, width), default_value, dtype=np.int64)
+    size = np.asarray([width, height], dtype=np.float64) - 1
+    for f in range(nb_frames):
+        for scribble in scribbles["scribbles"][f]:
+            path = np.asarray(scribble["path"], dtype=np.float64)
+            if bezier_curve_sampling:
+                path = bezier_curve(path, nb_points)
+            pixels = (path * size).astype(np.int64)
+            if bresenham:
+                pixels = _bresenham(pixels)
+            if len(pixels):
+                masks[f][pixels[:, 1], pixels[:, 0]] = scribble["object_id"]
+    return masks
+
+
+def scribbles2points(scribbles: Mapping[str, Any], output_resolution: tuple[int, int] | None = None):
+    """All scribble points as ``(N, 3)`` (frame, x, y) and their object ids, as the framework's
+    ``scribbles2points``; with ``output_resolution (H, W)`` x and y are scaled by (H - 1, W - 1)
+    as there and truncated to integers."""
+    paths: list[list[float]] = []
+    object_ids: list[int] = []
+    for frame, lines in enumerate(scribbles["scribbles"]):
+        for line in lines:
+            paths += [[frame] + list(point) for point in line["path"]]
+            object_ids += [line["object_id"]] * len(line["path"])
+    points = np.asarray(paths, dtype=np.float64)
+    ids = np.asarray(object_ids, dtype=np.int64)
+    if output_resolution:
+        h, w = output_resolution
+        points = (points * np.asarray([1, h - 1, w - 1], dtype=np.float64)).astype(np.int64)
+    return points, ids
+
+
+def bezier_curve(points: Any, nb_points: int = 1000) -> np.ndarray:
+    """`nb_points` samples of the Bezier curve with control points `points` ((N, 2)).
+
+    As the framework's ``bezier_curve``: at most 1,000 samples; a path with more points
+    than samples is returned as is; the curve runs from the last control point to the first.
+    """
+    from scipy.special import comb
+
+    nb_points = min(nb_points, 1000)
+    points = np.asarray(points, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"points must have shape (N, 2), got {points.shape}")
+    n_points = len(points)
+    if n_points > nb_points:
+        return points
+    t = np.linspace(0.0, 1.0, nb_points).reshape(1, -1)
+    i = np.arange(n_points).reshape(-1, 1)
+    n = n_points - 1
+    bernstein = comb(n, i) * (t ** (n - i)) * (1 - t) ** i
+    return bernstein.T.dot(points)
+
+
 def scribbles_to_masks(data: Mapping[str, Any], height: int, width: int, frames: list[int] | None = None,
                        thickness: int = 1, background: int = -1) -> dict[int, np.ndarray]:
     """Rasterise scribbles: frame index -> ``(H, W) int16`` map of object ids, `background` elsewhere.
 
     Points are scaled by ``(W - 1, H - 1)`` and truncated to pixels, and consecutive
-    points joined by straight lines (as the framework's ``scribbles2mask`` with
-    Bresenham lines); later scribbles overwrite earlier ones.
+    points joined by straight lines; later scribbles overwrite earlier ones. With
+    ``thickness=1`` the lines are the framework's (`scribbles2mask`, Bresenham lines),
+    thicker ones are drawn by OpenCV.
     """
     out: dict[int, np.ndarray] = {}
     scale = np.asarray([width - 1, height - 1], dtype=np.float64)
     wanted = annotated_frames(data) if frames is None else frames
     for t in wanted:
+        if thickness == 1:
+            single = {"sequence": data.get("sequence"), "scribbles": [data["scribbles"][t]]}
+            out[t] = scribbles2mask(single, (height, width), default_value=background)[0].astype(np.int16)
+            continue
         canvas = np.full((height, width), background, dtype=np.int16)
         for scribble in data["scribbles"][t]:
             if not len(scribble["path"]):

@@ -41,8 +41,11 @@ def interaction_rows(session_id: str, sequence: str, scribble_idx: int, interact
     }, columns=REPORT_COLUMNS)
 
 
+METRIC_COLUMNS = {"J": "jaccard", "F": "contour", "J_AND_F": "j_and_f"}
+
+
 def per_interaction_means(report: pd.DataFrame, samples: Sequence[SampleInfo],
-                          max_interactions: int) -> tuple[np.ndarray, np.ndarray]:
+                          max_interactions: int, column: str = "j_and_f") -> tuple[np.ndarray, np.ndarray]:
     """Mean cumulative time and mean J&F after each interaction 1..max_interactions.
 
     As the framework: J&F is averaged over frames per (sample, object), then over
@@ -66,7 +69,7 @@ def per_interaction_means(report: pd.DataFrame, samples: Sequence[SampleInfo],
                 timing = 0.0
                 jf = prev_jf
             else:
-                per_obj = gi.groupby("object_id")["j_and_f"].mean()
+                per_obj = gi.groupby("object_id")[column].mean()
                 jf = np.array([per_obj.get(k, np.nan) for k in range(1, sample.nb_objects + 1)], dtype=np.float64)
                 timing = float(gi["timing"].mean())
                 if np.isnan(jf).any():
@@ -83,21 +86,34 @@ def per_interaction_means(report: pd.DataFrame, samples: Sequence[SampleInfo],
     return mean_time, mean_jf
 
 
-def summarize(report: pd.DataFrame, samples: Sequence[SampleInfo], max_interactions: int,
-              max_time: float | None, threshold: float = 60.0) -> tuple[dict[str, Any], Curve]:
-    """The summary ``{auc, metric_at_threshold: {threshold, J_AND_F}, curve: {time, J_AND_F}}`` and its curve."""
-    times, values = per_interaction_means(report, samples, max_interactions)
+def summarize(report: pd.DataFrame, samples: Sequence[SampleInfo], max_interactions: int | None,
+              max_time: float | None, threshold: float = 60.0, metric: str = "J_AND_F",
+              monotone: bool = True) -> tuple[dict[str, Any], Curve]:
+    """The summary ``{auc, metric_at_threshold: {threshold, <metric>}, curve: {time, <metric>}}`` and its curve.
+
+    samples: every sample of the evaluated set, those never played included (they count as
+        zeros, as the framework fills them). metric: ``J``, ``F`` or ``J_AND_F``.
+    max_interactions None (a time limit only): the largest interaction of the report, as the
+        framework does.
+    monotone False: the final point stays where the framework puts it even when that is
+        before the last measured time (see `vosbench.metrics.interactive`).
+    """
+    if metric not in METRIC_COLUMNS:
+        raise ValueError(f"metric must be one of {sorted(METRIC_COLUMNS)}, got {metric!r}")
+    if max_interactions is None:
+        max_interactions = int(report["interaction"].max()) if len(report) else 1
+    times, values = per_interaction_means(report, samples, max_interactions, METRIC_COLUMNS[metric])
     sequences: dict[str, int] = {}
     for s in samples:
         sequences.setdefault(s.sequence, s.nb_objects)
     mean_objects = float(np.mean(list(sequences.values()))) if sequences else 0.0
     max_timing = float(report["timing"].max()) if len(report) else 0.0
     end = final_time(max_time, mean_objects, max_interactions, max_timing)
-    curve = build_curve(times, values, end)
+    curve = build_curve(times, values, end, monotone=monotone)
     summary = {
         "auc": area_under_curve(curve.time, curve.value),
-        "metric_at_threshold": {"threshold": threshold, "J_AND_F": value_at(curve.time, curve.value, threshold)},
-        "curve": {"time": curve.time.tolist(), "J_AND_F": curve.value.tolist()},
+        "metric_at_threshold": {"threshold": threshold, metric: value_at(curve.time, curve.value, threshold)},
+        "curve": {"time": curve.time.tolist(), metric: curve.value.tolist()},
     }
     return summary, curve
 

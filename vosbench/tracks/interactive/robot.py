@@ -17,19 +17,33 @@ evaluation service) does, step for step:
 7. a Bezier curve of ``nb_points`` points through it, ``x / W`` and ``y / H``;
 8. one scribble per kept piece, all on one frame.
 
-Ties are broken exactly where the framework breaks them: the neighbour order of
-the graph (scikit-learn's ``radius_neighbors_graph``, whose order decides which
-cycle is found first and which of several equally long paths is kept) and
-networkx's traversal order. The one deliberate difference: the framework's
-``medial_axis`` call breaks ties with an unseeded generator (scikit-image >=
-0.19), so the official robot is not deterministic; here every skeleton uses the
-generator seeded with ``seed``, which is what the framework does once its
-tie-breaking is fixed (``medial_axis(..., rng=seed)``). Scribbles carry
-``start_time = end_time = 0``: the framework writes its own wall-clock compute
-times there, which would make robot files differ from run to run.
+Ties are broken exactly where the framework, on the stack the DAVIS interactive
+challenges ran (Python 3.7, numpy 1.21, scikit-image 0.18, scikit-learn 0.20,
+networkx 2.4), breaks them:
+
+- ``medial_axis`` orders pixels of equal distance and cornerness by a
+  permutation of the region's pixels; scikit-image <= 0.18 drew it from
+  ``np.random.RandomState(0).permutation(n)``: **the official scribbles** (the
+  default, ``seed=None``). scikit-image >= 0.19 draws it from an unseeded
+  generator (the framework is then not deterministic); ``seed=k`` uses
+  ``np.random.default_rng(k).permutation(n)``, i.e. ``medial_axis(rng=k)``: a
+  deterministic robot, **not the official scribbles**.
+- the neighbour order of the skeleton graph (which cycle is found first, which
+  of several equally long paths is kept) is scikit-learn 0.20's
+  ``radius_neighbors_graph``: brute force (index order) up to 11 pixels, else a
+  KD-tree (leaf size 30) whose answers come in the order of its index array,
+  built by a last-element-pivot quickselect. It is ported here
+  (`_kdtree_index_order`); scikit-learn >= 0.24 builds its tree with
+  ``nth_element`` and answers in another order.
+- networkx's traversal order (networkx >= 3.2 traverses as 2.4 did).
+
+Scribbles carry ``start_time = end_time = 0``: the framework writes its own
+wall-clock compute times there, which would make robot files differ from run to run.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -38,10 +52,9 @@ from typing import Any
 import cv2
 import networkx as nx
 import numpy as np
-from scipy.special import comb
 from skimage.morphology import disk, medial_axis
 
-from vosbench.io.scribbles import empty_scribbles
+from vosbench.io.scribbles import bezier_curve, empty_scribbles
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +103,97 @@ def open_error_region(mask: np.ndarray, params: RobotParams = RobotParams()) -> 
     return opened
 
 
-def skeleton(mask: np.ndarray, params: RobotParams = RobotParams(), seed: int = 0) -> np.ndarray:
-    """Steps 2-3: the medial axis of the opened error region, ties broken by `seed`."""
+class _LegacyTieBreak(np.random.Generator):
+    """A generator whose ``permutation`` is ``RandomState(0).permutation``: scikit-image <= 0.18's tie-break.
+
+    scikit-image >= 0.19 draws the tie-break of ``medial_axis`` as
+    ``default_rng(rng).permutation(np.arange(n))``; ``default_rng`` hands a Generator
+    back unchanged, so this one gives the permutation scikit-image <= 0.18 used.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(np.random.PCG64(0))
+        self.calls = 0
+
+    def permutation(self, x):  # type: ignore[override]
+        self.calls += 1
+        return np.random.RandomState(0).permutation(x)
+
+
+def _tie_break(n: int, seed: int | None) -> np.ndarray:
+    """The permutation of a region's n pixels that orders ties in ``medial_axis``."""
+    if seed is None:
+        return np.random.RandomState(0).permutation(np.arange(n))
+    return np.random.default_rng(int(seed)).permutation(np.arange(n))
+
+
+def _pattern_of(index: int) -> np.ndarray:
+    return np.array([[index & 2 ** k for k in range(r * 3, r * 3 + 3)] for r in range(3)], bool)
+
+
+@functools.lru_cache(maxsize=1)
+def _medial_axis_tables() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-image's lookup tables of ``medial_axis`` (the same for every image): built once."""
+    from scipy import ndimage as ndi
+
+    eight = np.ones((3, 3), bool)
+    centre = (np.arange(512) & 2 ** 4).astype(bool)
+    changes = np.array([ndi.label(_pattern_of(k), eight)[1] != ndi.label(_pattern_of(k & ~(2 ** 4)), eight)[1]
+                        for k in range(512)])
+    few = np.array([np.sum(_pattern_of(k)) < 3 for k in range(512)])
+    table = np.ascontiguousarray(centre & (changes | few), dtype=np.uint8)
+    cornerness = np.array([9 - np.sum(_pattern_of(k)) for k in range(512)])
+    return table, cornerness
+
+
+def _compiled_medial_axis_parts():
+    """scikit-image's compiled pieces of ``medial_axis`` (private names: None when they moved)."""
+    try:
+        from skimage.morphology._skeletonize import _skeletonize_loop, _table_lookup
+    except ImportError:  # pragma: no cover - a scikit-image that reorganised its internals
+        return None
+    return _skeletonize_loop, _table_lookup
+
+
+def _medial_axis(region: np.ndarray, seed: int | None) -> np.ndarray:
+    """``medial_axis(region)`` with the tie-break of `seed` (None: scikit-image <= 0.18's).
+
+    It builds scikit-image's lookup tables once instead of at every call (most of the
+    public function's time on a robot's small regions) and runs its compiled thinning
+    loop; the public function is used when those internals are not found. Both give
+    the same skeleton (tests/test_robot.py checks it).
+    """
+    parts = _compiled_medial_axis_parts()
+    if parts is None:
+        if seed is not None:
+            return medial_axis(region, rng=int(seed))
+        legacy = _LegacyTieBreak()
+        out = medial_axis(region, rng=legacy)
+        if legacy.calls != 1:
+            raise RuntimeError("this scikit-image's medial_axis no longer draws its tie-break from "
+                               "rng.permutation: the official (scikit-image <= 0.18) tie-break cannot be applied")
+        return out
+    skeletonize_loop, table_lookup = parts
+    from scipy import ndimage as ndi
+
+    table, cornerness = _medial_axis_tables()
+    masked = np.asarray(region, dtype=bool)
+    distance = ndi.distance_transform_edt(masked)
+    corner_score = table_lookup(masked, cornerness)
+    i, j = np.nonzero(masked)   # row-major, as np.mgrid[...][masked]
+    i = np.ascontiguousarray(i, dtype=np.intp)
+    j = np.ascontiguousarray(j, dtype=np.intp)
+    order = np.lexsort((_tie_break(i.size, seed), corner_score[masked], distance[masked]))
+    result = np.ascontiguousarray(masked, np.uint8)
+    skeletonize_loop(result, i, j, np.ascontiguousarray(order, dtype=np.int32), table)
+    return result.astype(bool)
+
+
+def skeleton(mask: np.ndarray, params: RobotParams = RobotParams(), seed: int | None = None) -> np.ndarray:
+    """Steps 2-3: the medial axis of the opened error region.
+
+    seed None: the official tie-break (scikit-image <= 0.18); an integer k: ``medial_axis(rng=k)``.
+    """
     opened = open_error_region(mask, params)
     padded = np.pad(opened.astype(bool), 1, mode="constant", constant_values=False)
     out = np.zeros_like(padded)
@@ -100,19 +202,91 @@ def skeleton(mask: np.ndarray, params: RobotParams = RobotParams(), seed: int = 
         return out[1:-1, 1:-1]
     # The medial axis of the region's bounding box with a margin of two background pixels
     # (or up to the padded border) equals that of the whole frame: distances, 3x3 lookups and
-    # the row-major order of the region's pixels (hence the seeded tie-breaker) are unchanged.
+    # the row-major order and count of the region's pixels (to which the tie-break's
+    # permutation is assigned) are unchanged.
     y0, y1 = max(int(ys.min()) - 2, 0), min(int(ys.max()) + 3, padded.shape[0])
     x0, x1 = max(int(xs.min()) - 2, 0), min(int(xs.max()) + 3, padded.shape[1])
-    out[y0:y1, x0:x1] = medial_axis(padded[y0:y1, x0:x1], rng=seed)
+    out[y0:y1, x0:x1] = _medial_axis(padded[y0:y1, x0:x1], seed)
     return out[1:-1, 1:-1]
 
 
-def _neighbour_order_graph(points: np.ndarray) -> nx.Graph:
-    """Step 4: skeleton pixels joined within sqrt(2), built in the framework's neighbour order."""
-    from sklearn.neighbors import radius_neighbors_graph
+def _lomuto_select(segment: list[int], keys: list[float], split: int) -> None:
+    """scikit-learn 0.20's ``partition_node_indices``: quickselect, last element as pivot, in place."""
+    left, right = 0, len(segment) - 1
+    while True:
+        pivot = keys[segment[right]]
+        mid = left
+        for i in range(left, right):
+            if keys[segment[i]] < pivot:
+                segment[i], segment[mid] = segment[mid], segment[i]
+                mid += 1
+        segment[mid], segment[right] = segment[right], segment[mid]
+        if mid == split:
+            return
+        if mid < split:
+            left = mid + 1
+        else:
+            right = mid - 1
 
-    matrix = radius_neighbors_graph(points, SQRT2, mode="distance")
-    return nx.from_scipy_sparse_array(matrix)
+
+def _kdtree_index_order(points: np.ndarray, leaf_size: int = 30) -> list[int]:
+    """The index array of scikit-learn 0.20's ``KDTree(points, leaf_size)`` after its build.
+
+    Each node splits its points at the middle (``n // 2``) along the dimension of largest
+    spread (the first on ties) by `_lomuto_select`; nodes are numbered heap-wise and
+    the tree has ``2 ** n_levels - 1`` of them, ``n_levels = int(log2(max(1, (n - 1) /
+    leaf_size)) + 1)``. A radius query visits the leaves left to right, so it returns
+    its neighbours in the order of this array.
+    """
+    n = len(points)
+    order = list(range(n))
+    n_levels = int(math.log2(max(1.0, (n - 1) / leaf_size)) + 1)
+    n_nodes = 2 ** n_levels - 1
+    columns = [points[:, 0].astype(np.float64).tolist(), points[:, 1].astype(np.float64).tolist()]
+    arrays = [np.asarray(c) for c in columns]
+    stack = [(0, 0, n)]
+    while stack:
+        node, start, end = stack.pop()
+        if 2 * node + 1 >= n_nodes or end - start < 2:
+            continue
+        segment = order[start:end]
+        idx = np.asarray(segment)
+        spreads = [float(a[idx].max() - a[idx].min()) for a in arrays]
+        dim = 1 if spreads[1] > spreads[0] else 0
+        half = (end - start) // 2
+        _lomuto_select(segment, columns[dim], half)
+        order[start:end] = segment
+        stack.append((2 * node + 2, start + half, end))
+        stack.append((2 * node + 1, start, start + half))
+    return order
+
+
+def _neighbour_order_graph(points: np.ndarray) -> nx.Graph:
+    """Step 4: skeleton pixels joined within sqrt(2), in the framework's neighbour order.
+
+    As ``nx.from_scipy_sparse_matrix(radius_neighbors_graph(points, sqrt(2), mode="distance"))``
+    with scikit-learn 0.20 and networkx 2.4: nodes 0..n-1, then for each row i (ascending)
+    the edges to its neighbours in the order the neighbour search returns them (index
+    order for brute force, up to 11 points; the KD-tree's index-array order above).
+    Re-adding an edge keeps its place, so only edges to later nodes change the order.
+    """
+    n = len(points)
+    # sklearn 0.20 picks brute force when n_neighbors (5) >= n // 2
+    rank = np.arange(n) if 5 >= n // 2 else np.argsort(np.asarray(_kdtree_index_order(points)), kind="stable")
+    lookup = {(int(x), int(y)): k for k, (x, y) in enumerate(points)}
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    edges = []
+    for k, (x, y) in enumerate(points.tolist()):
+        later = []
+        for dx, dy, w in ((1, 0, 1.0), (-1, 1, SQRT2), (0, 1, 1.0), (1, 1, SQRT2)):
+            j = lookup.get((x + dx, y + dy))
+            if j is not None:
+                later.append((int(rank[j]), j, w))
+        later.sort()
+        edges.extend((k, j, w) for _, j, w in later)
+    graph.add_weighted_edges_from(edges)
+    return graph
 
 
 def skeleton_graph(skel: np.ndarray) -> tuple[nx.Graph, np.ndarray] | None:
@@ -150,26 +324,6 @@ def longest_path(tree: nx.Graph) -> list[int]:
     return list(max(paths.values(), key=len))
 
 
-def bezier_curve(points: np.ndarray, nb_points: int = 1000) -> np.ndarray:
-    """Step 7: `nb_points` samples of the Bezier curve with control points `points` ((N, 2)).
-
-    At most 1,000 samples; a path with more points than samples is returned as is.
-    The curve runs from the last control point to the first, as the framework's does.
-    """
-    nb_points = min(nb_points, 1000)
-    points = np.asarray(points, dtype=np.float64)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"points must have shape (N, 2), got {points.shape}")
-    n_points = len(points)
-    if n_points > nb_points:
-        return points
-    t = np.linspace(0.0, 1.0, nb_points).reshape(1, -1)
-    i = np.arange(n_points).reshape(-1, 1)
-    n = n_points - 1
-    bernstein = comb(n, i) * (t ** (n - i)) * (1 - t) ** i
-    return bernstein.T.dot(points)
-
-
 def worst_frame(gt: np.ndarray, pred: np.ndarray, nb_objects: int) -> int:
     """The frame of lowest J averaged over objects 1..nb_objects (first one on ties)."""
     scores = np.empty((len(gt), nb_objects), dtype=np.float64)
@@ -184,14 +338,36 @@ def worst_frame(gt: np.ndarray, pred: np.ndarray, nb_objects: int) -> int:
 
 
 class ScribbleRobot:
-    """Draws correcting scribbles on one frame of a prediction; deterministic for a given seed."""
+    """Draws correcting scribbles on one frame of a prediction; deterministic.
 
-    def __init__(self, params: RobotParams | None = None, seed: int = 0):
+    seed: None (default) draws the official scribbles (the challenges' tie-break,
+    scikit-image <= 0.18's ``RandomState(0).permutation``); an integer k breaks the
+    skeleton's ties with ``default_rng(k).permutation``, a deterministic robot that is
+    **not the official one**.
+    """
+
+    def __init__(self, params: RobotParams | None = None, seed: int | None = None):
         self.params = params or RobotParams()
-        self.seed = int(seed)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise ValueError(f"seed must be None (the official tie-break) or an integer, got {seed!r}")
+        self.seed = None if seed is None else int(seed)
 
-    def object_paths(self, error_mask: np.ndarray) -> list[np.ndarray]:
-        """Steps 2-7 for one error region: the scribble paths in pixel coordinates ((N, 2) x, y)."""
+    # The framework's robot keeps its parameters as attributes that evaluation scripts set
+    # (``sess.connector.service.robot.min_nb_nodes = ...``); each setter checks the value.
+    def _set(self, **change: Any) -> None:
+        self.params = dataclasses.replace(self.params, **change)
+
+    kernel_size = property(lambda self: self.params.kernel_size, lambda self, v: self._set(kernel_size=v))
+    max_kernel_radius = property(lambda self: self.params.max_kernel_radius,
+                                 lambda self, v: self._set(max_kernel_radius=v))
+    min_nb_nodes = property(lambda self: self.params.min_nb_nodes, lambda self, v: self._set(min_nb_nodes=v))
+    nb_points = property(lambda self: self.params.nb_points, lambda self, v: self._set(nb_points=v))
+
+    def skeleton_paths(self, error_mask: np.ndarray) -> list[np.ndarray]:
+        """Steps 2-6 for one error region: the longest path of each kept skeleton piece ((N, 2) int x, y).
+
+        These are the control points of the scribbles' Bezier curves, in the robot's order.
+        """
         if not np.any(error_mask):
             return []
         skel = skeleton(error_mask, self.params, self.seed)
@@ -200,7 +376,11 @@ class ScribbleRobot:
             return []
         graph, points = built
         pieces = acyclic_pieces(graph, self.params.min_nb_nodes)
-        return [bezier_curve(points[longest_path(piece)], self.params.nb_points) for piece in pieces]
+        return [points[longest_path(piece)] for piece in pieces]
+
+    def object_paths(self, error_mask: np.ndarray) -> list[np.ndarray]:
+        """Steps 2-7 for one error region: the scribble paths in pixel coordinates ((N, 2) x, y)."""
+        return [bezier_curve(path, self.params.nb_points) for path in self.skeleton_paths(error_mask)]
 
     def frame_scribbles(self, gt_frame: np.ndarray, pred_frame: np.ndarray, nb_objects: int) -> list[dict[str, Any]]:
         """The scribbles of one frame: for ids 0..nb_objects, one per kept skeleton piece."""

@@ -15,21 +15,26 @@ The DAVIS interactive framework's protocol, with the differences listed here:
   ``max_time x objects`` seconds per sample (default 240 s per object, at most
   600). A submission that takes the sample past its budget is dropped with a
   warning and ends the sample; missing interactions keep the previous scores at
-  zero time. *Difference:* the budget is charged with the counted method time
-  only; the framework charges wall-clock time since the sample started, which
-  also bills the method for the robot and the scoring and depends on the speed
-  of the machine running the evaluation.
+  zero time. Two budget rules (`SessionParams.budget_rule`): ``METHOD_TIME``
+  (vosbench's default here) charges the counted method time only;
+  ``WALL_CLOCK`` (the framework's, and the default of the drop-in
+  ``vosbench.interactive.DavisInteractiveSession``) charges the wall-clock time
+  since the sample started, which also bills the method for the robot and the
+  scoring and depends on the speed of the machine running the evaluation.
 - After each interaction, J and F of every object on every frame (no void); the
   next scribble goes on the frame of lowest J&F (averaged over objects) among the
   frames the robot has not yet scribbled in this sample (every frame once all
   are used); the first, dataset-provided scribble's frame is not tracked, as in
   the framework, while a robot-drawn first scribble's frame is.
-- The robot is seeded; with an injected clock the whole session (scribbles,
-  report, summary) is byte-identical from run to run.
+- The robot draws the official scribbles (`SessionParams.seed` None, the
+  challenges' tie-break) or, with an integer seed, another deterministic robot
+  that is not the official one; with an injected clock the whole session
+  (scribbles, report, summary) is byte-identical from run to run.
+- Every rule above is applied by one step engine, `engine.SampleRun`, which the
+  drop-in session drives too.
 """
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
@@ -45,12 +50,12 @@ import pandas as pd
 from vosbench.errors import VosbenchError
 from vosbench.io.datasets import Dataset
 from vosbench.io.video import LazyFrames, Video
-from vosbench.io.scribbles import Scribbles, annotated_frames, dumps_scribbles, read_scribbles
+from vosbench.io.scribbles import Scribbles, dumps_scribbles, read_scribbles
 from vosbench.io.atomic import atomic_write
-from vosbench.metrics.frames import object_frame_scores
 from vosbench.metrics.interactive import Curve
-from vosbench.tracks.interactive.report import (REPORT_COLUMNS, SampleInfo, dumps_summary, interaction_rows,
+from vosbench.tracks.interactive.report import (REPORT_COLUMNS, SampleInfo, dumps_summary,
                                                 summarize)
+from vosbench.tracks.interactive.engine import BudgetRule, Metric, SampleRun, SubmissionError, nb_objects_of
 from vosbench.tracks.interactive.robot import RobotParams, ScribbleRobot
 
 log = logging.getLogger(__name__)
@@ -67,8 +72,11 @@ class SessionParams:
     max_interactions: int = 8
     max_time: float | None = 240.0
     threshold: float = 60.0
-    seed: int = 0
+    # None: the official scribbles (the challenges' tie-break); an integer: another robot, not the official one
+    seed: int | None = None
     robot: RobotParams = field(default_factory=RobotParams)
+    budget_rule: BudgetRule = BudgetRule.METHOD_TIME
+    metric: Metric = Metric.J_AND_F
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_interactions <= MAX_INTERACTIONS_CAP:
@@ -77,6 +85,22 @@ class SessionParams:
         if self.max_time is not None and not 0 < self.max_time <= MAX_TIME_CAP:
             raise VosbenchError(f"max_time must be within (0, {MAX_TIME_CAP:g}] seconds per object "
                                 f"(the framework's cap), got {self.max_time}")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise VosbenchError(f"seed must be None (the official scribbles) or an integer, got {self.seed!r}")
+
+    def describe(self) -> str:
+        """The rules in one paragraph (printed with the results)."""
+        budget = "no time limit" if not self.max_time else (
+            f"{self.max_time:g} s per object and sample, charged with "
+            + ("the wall-clock time since the sample started (the framework's rule)"
+               if self.budget_rule is BudgetRule.WALL_CLOCK else
+               "the method's answer times only (vosbench's rule; the framework charges wall-clock time)"))
+        robot = ("the official scribbles (the challenges' tie-break, scikit-image <= 0.18)" if self.seed is None
+                 else f"tie-break seed {self.seed} (not the official scribbles)")
+        name = {"J_AND_F": "J&F", "J": "J", "F": "F"}[self.metric.value]
+        return (f"DAVIS interactive, {self.max_interactions} interactions per sample, {budget}; the robot "
+                f"scribbles the frame of lowest {name} it has not used yet, {robot}; "
+                f"{name}@{self.threshold:g}s read off the {name}-vs-time curve, AUC = its area / its last time")
 
 
 class InteractiveAnswerer(Protocol):
@@ -110,18 +134,19 @@ class InteractiveResult:
 
     @property
     def jf_at_threshold(self) -> float:
-        return float(self.summary["metric_at_threshold"]["J_AND_F"])
+        return float(self.summary["metric_at_threshold"][self.params.metric.value])
 
     @property
     def auc(self) -> float:
         return float(self.summary["auc"])
 
     def format_table(self) -> str:
-        lines = [f"method {self.method}: {len(self.samples)} sample(s), "
-                 f"{self.params.max_interactions} interactions, max_time {self.params.max_time} s/object",
+        name = {"J_AND_F": "J&F", "J": "J", "F": "F"}[self.params.metric.value]
+        lines = [f"method {self.method}: {len(self.samples)} sample(s)",
+                 f"protocol: {self.params.describe()}",
                  f"AUC      {self.auc:.4f}",
-                 f"J&F@{self.params.threshold:g}s {self.jf_at_threshold:.4f}",
-                 "time (s)  J&F"]
+                 f"{name}@{self.params.threshold:g}s {self.jf_at_threshold:.4f}",
+                 f"time (s)  {name}"]
         lines += [f"{t:8.3f}  {v:.4f}" for t, v in zip(self.curve.time, self.curve.value)]
         if self.dropped:
             lines.append(f"{len(self.dropped)} submission(s) dropped past the time budget")
@@ -161,22 +186,6 @@ def find_samples(dataset: Dataset, scribbles_root: str | Path | None = None,
     return samples
 
 
-def _check_masks(masks: Any, shape: tuple[int, ...], method: str, sequence: str) -> np.ndarray:
-    arr = np.asarray(masks)
-    if arr.shape != shape:
-        raise VosbenchError(f"method {method!r} returned masks of shape {arr.shape} for {sequence}; "
-                            f"expected {shape} (frames, height, width)")
-    if arr.dtype.kind not in "iub" or (arr.size and (arr.min() < 0 or arr.max() > 255)):
-        raise VosbenchError(f"method {method!r} returned masks for {sequence} that are not integer ids in 0..255")
-    return arr.astype(np.uint8, copy=False)
-
-
-def _nb_objects(gt: np.ndarray) -> int:
-    ids = np.unique(gt)
-    ids = ids[ids != 255]
-    return int(ids.max()) if ids.size else 0
-
-
 @dataclass
 class _SampleOutcome:
     info: SampleInfo
@@ -201,53 +210,36 @@ def _play_sample(dataset: Dataset, method: InteractiveAnswerer, sample: Sample, 
     seq = sample.sequence
     gt = dataset.read_annotations(seq)
     names = dataset.frame_names(seq)
-    nb_objects = _nb_objects(gt)
+    nb_objects = nb_objects_of(gt)
     if nb_objects == 0:
         raise VosbenchError(f"sequence {seq} of {dataset.describe()} has no object in its ground truth")
     # The frames are read (uint8) before the clock starts: reading JPEGs is not the method's time,
     # as in the framework, where the method holds the frames.
     frames = list(LazyFrames(lambda name: dataset.read_frame(seq, name), names))
     video = Video(name=seq, frames=frames, frame_names=names, object_ids=list(range(1, nb_objects + 1)))
-    robot_frames: list[int] = []
-    if sample.first_scribble is not None:
-        scribbles = copy.deepcopy(sample.first_scribble)
-    else:
-        scribbles = robot.interact(seq, np.zeros_like(gt), gt, nb_objects)
-        robot_frames.extend(annotated_frames(scribbles))
-    history: list[Scribbles] = []
-    rows: list[pd.DataFrame] = []
-    dropped: list[int] = []
-    budget = params.max_time * nb_objects if params.max_time else None
-    spent = 0.0
+    run = SampleRun(seq, sample.scribble_idx, gt, sample.first_scribble, robot,
+                    max_interactions=params.max_interactions, max_time=params.max_time,
+                    budget_rule=params.budget_rule, metric=params.metric, session_id=session_id,
+                    nb_objects=nb_objects,
+                    # the method-time rule never reads the clock beyond the answers' own timing
+                    clock=clock if params.budget_rule is BudgetRule.WALL_CLOCK else None)
     previous: np.ndarray | None = None
-    for interaction in range(1, params.max_interactions + 1):
-        history.append(copy.deepcopy(scribbles))
+    while not run.finished():
+        scribbles = run.scribbles(only_last=True)
         start = clock()
-        masks = method.interact(video, copy.deepcopy(scribbles), previous)
-        timing = clock() - start
+        masks = method.interact(video, scribbles, previous)
+        end = clock()
         bar.update(1)
-        if budget is not None and spent + timing > budget:
-            log.warning("%s #%d interaction %d: submitted after the time budget of %.0f s (%.1f s spent); "
-                        "this submission is dropped and the sample ends",
-                        seq, sample.scribble_idx, interaction, budget, spent + timing)
-            dropped.append(interaction)
-            bar.update(params.max_interactions - interaction)
+        try:
+            step = run.submit(masks, end - start, now=end)
+        except SubmissionError as exc:
+            raise VosbenchError(f"method {method_name!r} answered badly: {exc}") from exc
+        if not step.accepted:
             break
-        spent += timing
-        masks = _check_masks(masks, gt.shape, method_name, seq)
-        j, f = object_frame_scores(gt, masks, range(1, nb_objects + 1))
-        rows.append(interaction_rows(session_id, seq, sample.scribble_idx, interaction, timing, j, f))
-        if interaction == params.max_interactions:
-            break
-        metric = (0.5 * j + 0.5 * f).T.mean(axis=1)
-        candidates = set(range(len(gt))) - set(robot_frames) or set(range(len(gt)))
-        order = metric.argsort()
-        next_frame = int(next(k for k in order if int(k) in candidates))
-        robot_frames.append(next_frame)
-        scribbles = robot.interact(seq, masks, gt, nb_objects, frame=next_frame)
-        previous = masks
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=REPORT_COLUMNS)
-    return _SampleOutcome(SampleInfo(seq, sample.scribble_idx, nb_objects), table, history, dropped)
+        previous = run.previous_masks
+    bar.update(params.max_interactions - run.interaction)
+    return _SampleOutcome(SampleInfo(seq, sample.scribble_idx, nb_objects), run.report(), run.given,
+                          list(run.dropped))
 
 
 def _checkpoint_key(params: SessionParams, method_name: str, session_id: str) -> str:
@@ -273,7 +265,7 @@ def run_session(dataset: Dataset, method: InteractiveAnswerer, params: SessionPa
     samples = list(samples) if samples is not None else find_samples(dataset, scribbles_root)
     robot = ScribbleRobot(params.robot, seed=params.seed)
     method_name = getattr(method, "name", type(method).__name__)
-    session_id = session_id or f"{method_name}-seed{params.seed}"
+    session_id = session_id or (method_name if params.seed is None else f"{method_name}-seed{params.seed}")
     store = Path(checkpoint_dir) if checkpoint_dir is not None else None
     if store is not None:
         key = _checkpoint_key(params, method_name, session_id)
@@ -303,7 +295,8 @@ def run_session(dataset: Dataset, method: InteractiveAnswerer, params: SessionPa
     tables = [o.rows for o in outcomes if len(o.rows)]
     report = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=REPORT_COLUMNS)
     infos = [o.info for o in outcomes]
-    summary, curve = summarize(report, infos, params.max_interactions, params.max_time, params.threshold)
+    summary, curve = summarize(report, infos, params.max_interactions, params.max_time, params.threshold,
+                               metric=params.metric.value)
     return InteractiveResult(report=report, summary=summary, curve=curve, params=params, method=method_name,
                              samples=infos, scribbles={(o.info.sequence, o.info.scribble_idx): o.given
                                                        for o in outcomes},
