@@ -876,7 +876,7 @@ class StabilityT(Metric):
                 continue
             current = _object_mask(frame.pred, pid, info.binary)
             if current is None:
-                current = np.zeros(frame.shape, dtype=bool)
+                current = np.zeros(info.shape, dtype=bool)
             if frame.scored is not None and not frame.scored[k]:
                 previous[k] = current  # described only if a later frame needs it
                 continue
