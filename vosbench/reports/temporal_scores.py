@@ -25,7 +25,7 @@ from vosbench.metrics.base import Frame, SequenceInfo
 from vosbench.metrics.temporal import StabilityT
 from vosbench.tracks.evaluator import ScoreCache, cache_folder
 from vosbench.tracks.parallel import joblib_backend, run_parallel
-from vosbench.tracks.result import SequenceScores
+from vosbench.tracks.scores import SequenceScores
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from vosbench.errors import InputError, VosbenchError
 from vosbench.io.masks import VOID_LABEL, read_mask
 from vosbench.metrics.base import Frame, Metric, SequenceInfo
 from vosbench.tracks.params import EvalParams, Track
-from vosbench.tracks.result import SequenceScores, default_metrics
+from vosbench.tracks.scores import SequenceScores, default_metrics
 
 
 @dataclass(frozen=True)
@@ -219,6 +219,16 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
     for f in values:
         values[f][~scored] = np.nan
     return SequenceScores(job.sequence, list(job.frames), object_ids, values=values)
+
+
+def score_guarded(job: SequenceJob, metrics: Sequence[Metric], lenient: bool) -> SequenceScores | InputError:
+    """`score_sequence`, with a lenient run's input problems returned instead of raised (what a worker runs)."""
+    try:
+        return score_sequence(job, metrics)
+    except InputError as exc:
+        if not lenient:
+            raise
+        return exc
 
 
 def _objects(job: SequenceJob) -> tuple[list[int], dict[int, int] | None, tuple[int, int]]:
