@@ -202,3 +202,19 @@ def test_scoring_streams_frames_memory_does_not_grow_with_the_video(tmp_path):
     frame_bytes = 120 * 160
     # Whole-video stacks of gt and prediction would add 2 * 280 frames between the two runs.
     assert peaks[320] - peaks[40] < 20 * frame_bytes, peaks
+
+
+def test_cli_metrics_option(tiny, tmp_path, caplog):
+    from vosbench.cli import main
+
+    root, results = tiny
+    out = tmp_path / "out"
+    assert main(["evaluate", "--gt", str(root), "--results", str(results), "--metrics", "J,F,T", "--no-cache",
+                 "--no-progress", "--out", str(out)]) == 0
+    table = pd.read_csv(out / "global_results-val.csv")
+    assert list(table.columns) == ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay",
+                                   "T-Mean"]
+    status = main(["evaluate", "--gt", str(root), "--results", str(results), "--metrics", "J,Q", "--no-cache",
+                   "--no-progress", "--out", str(tmp_path / "out2")])
+    assert status != 0 and "unknown metric 'Q'" in caplog.text
+    assert not (tmp_path / "out2").exists()
