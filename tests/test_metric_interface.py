@@ -218,3 +218,19 @@ def test_cli_metrics_option(tiny, tmp_path, caplog):
                    "--no-progress", "--out", str(tmp_path / "out2")])
     assert status != 0 and "unknown metric 'Q'" in caplog.text
     assert not (tmp_path / "out2").exists()
+
+
+def test_unsupervised_t_is_the_matched_proposals_t(tiny):
+    from vosbench.io.masks import read_mask
+    from vosbench.metrics.temporal import temporal_stability
+
+    root, results = tiny
+    result = vosbench.evaluate(root, results, track="unsupervised", metrics="J,F,T", cache=False)
+    assert not result.params.skip_first_last  # DAVIS 2017 unsupervised: every frame
+    for row in result.per_object.itertuples():
+        names = sorted(p.stem for p in (results / row.sequence).glob("*.png"))
+        pred = np.stack([read_mask(results / row.sequence / f"{n}.png") for n in names])
+        gt0 = read_mask(root / "Annotations" / "480p" / row.sequence / f"{names[0]}.png")
+        expected = temporal_stability(pred == row.proposal_id, first_reference=gt0 == row.object_id,
+                                      exclude_ends=False)
+        assert result.per_object.loc[row.Index, "T-Mean"] == pytest.approx(expected.mean, abs=1e-12, nan_ok=True)

@@ -884,7 +884,13 @@ class StabilityT(Metric):
             if not isinstance(before, ContourDescriptor):
                 before = describe_mask(before)
             described = frame.memo(("T-descriptor", pid), lambda: describe_mask(current))
-            out[k] = descriptor_pair_cost(before, described) * self.options["scale"]
+            if state["seen"] > 2:
+                # Past the first compared frame both masks are the prediction's: pairs sharing a predicted id
+                # (the unsupervised track's proposals against every object) share the cost.
+                cost = frame.memo(("T-cost", pid), lambda: descriptor_pair_cost(before, described))
+            else:
+                cost = descriptor_pair_cost(before, described)
+            out[k] = cost * self.options["scale"]
             previous[k] = described
         state["columns"].append(out)
 
