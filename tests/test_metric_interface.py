@@ -234,3 +234,14 @@ def test_unsupervised_t_is_the_matched_proposals_t(tiny):
         expected = temporal_stability(pred == row.proposal_id, first_reference=gt0 == row.object_id,
                                       exclude_ends=False)
         assert result.per_object.loc[row.Index, "T-Mean"] == pytest.approx(expected.mean, abs=1e-12, nan_ok=True)
+
+
+def test_a_sequence_without_objects_scores_nothing_in_either_track(tmp_path):
+    gt = {"empty": np.zeros((5, 20, 24), np.uint8), "full": moving_boxes(5, 20, 24, 1, seed=3)}
+    root = write_davis(tmp_path / "gt", gt)
+    for name, masks in gt.items():
+        write_sequence(tmp_path / "res" / name, masks)
+    for track in ("semi", "unsupervised"):
+        result = vosbench.evaluate(root, tmp_path / "res", track=track, metrics="J,F,T", cache=False)
+        assert list(result.per_object.sequence) == ["full"]
+        assert result.summary["J-Mean"] == 1.0 and result.per_object.loc[0, "n_frames"] == (3 if track == "semi" else 5)

@@ -193,19 +193,19 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
         for field, array in metric.finish(state).items():
             values[field] = np.asarray(array, dtype=np.float64)
 
+    if unsupervised and not object_ids:
+        return SequenceScores(job.sequence, list(job.frames), [], values={f: v[:0] for f, v in values.items()},
+                              proposal_ids=[])
     if unsupervised:
         n_props = max(pred_max, len(object_ids))
         n_k, n_t = len(object_ids), len(job.frames)
         per_prop = {f: v.reshape(-1, n_k, n_t)[:n_props] for f, v in values.items()}
         proposals = list(range(1, n_props + 1))
-        if object_ids:
-            # Imported here: scipy.optimize takes a second to import, paid by every worker process otherwise.
-            from scipy.optimize import linear_sum_assignment
+        # Imported here: scipy.optimize takes a second to import, paid by every worker process otherwise.
+        from scipy.optimize import linear_sum_assignment
 
-            cost = (per_prop["J"].mean(axis=2) + per_prop["F"].mean(axis=2)) / 2
-            rows, cols = linear_sum_assignment(-cost)
-        else:
-            rows = cols = np.zeros(0, dtype=np.int64)
+        cost = (per_prop["J"].mean(axis=2) + per_prop["F"].mean(axis=2)) / 2
+        rows, cols = linear_sum_assignment(-cost)
         matched_objects = [object_ids[c] for c in cols]
         matched_props = [proposals[r] for r in rows]
         keep = _scored(job, matched_objects, first_seen)

@@ -70,7 +70,9 @@ class Result:
     def per_object(self) -> pd.DataFrame:
         """One row per object: each metric's per-object columns (J and F: Mean, Recall, Decay over its scored frames)."""
         rows = []
-        first_field = self.metrics[0].fields[0] if self.metrics else None
+        # n_frames: the frames an object is scored on (J's, when measured: T has no value on the first one).
+        fields = self.fields
+        first_field = "J" if "J" in fields else (fields[0] if fields else None)
         for seq in self.sequences:
             columns: dict[str, np.ndarray] = {}
             for metric in self.metrics:
