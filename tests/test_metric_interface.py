@@ -245,3 +245,23 @@ def test_a_sequence_without_objects_scores_nothing_in_either_track(tmp_path):
         result = vosbench.evaluate(root, tmp_path / "res", track=track, metrics="J,F,T", cache=False)
         assert list(result.per_object.sequence) == ["full"]
         assert result.summary["J-Mean"] == 1.0 and result.per_object.loc[0, "n_frames"] == (3 if track == "semi" else 5)
+
+
+def test_tidy_tables_carry_every_measure_of_the_run(tiny, tmp_path):
+    from vosbench.reports.tables import tidy_per_frame_table, tidy_result
+    from vosbench.reports.temporal_scores import results_t, tidy_t
+
+    root, results = tiny
+    jf = vosbench.evaluate(root, results, cache=False)
+    jft = vosbench.evaluate(root, results, cache=False, metrics="J,F,T")
+    tidy = tidy_result(jft, "m")
+    pd.testing.assert_frame_equal(tidy[tidy.measure != "T"].reset_index(drop=True), tidy_result(jf, "m"))
+    expected_t = tidy_t(results_t(open_dataset("davis2017", root), results, cache=False), "m")
+    got_t = tidy[tidy.measure == "T"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got_t[["sequence", "object", "frame", "value"]].astype({"object": "int64"}),
+                                  expected_t[["sequence", "object", "frame", "value"]].astype({"object": "int64"}),
+                                  check_dtype=False)
+    paths = jft.write(tmp_path / "out")
+    from_csv = tidy_per_frame_table(pd.read_csv(paths["per_frame"], dtype={"frame": str}), "m")
+    assert set(from_csv.measure) == {"J", "F", "J&F", "T"}
+    assert len(from_csv[from_csv.measure == "T"]) == len(got_t)
