@@ -44,6 +44,28 @@ def test_dask_cluster_gives_identical_numbers(cluster, data, track):
     assert len(stream.data) >= 1 and workers <= set(cluster.scheduler_info["workers"])
 
 
+def test_t_runs_on_the_dask_cluster_with_j_and_f_and_alone(cluster, data):
+    """T is a metric of the shared runner: measured with J and F, or alone for the leaderboard, on the cluster."""
+    from vosbench.io.factory import open_dataset
+    from vosbench.reports.temporal_scores import results_t
+
+    root, results = data
+    local = vosbench.evaluate(root, results, cache=False, metrics="J,F,T")
+    dataset = open_dataset("davis2017", root)
+    t_local = results_t(dataset, results, cache=False)
+    with distributed.Client(cluster.scheduler_address) as client, distributed.get_task_stream(client) as stream:
+        remote = vosbench.evaluate(root, results, cache=False, metrics="J,F,T", jobs=2, backend="dask",
+                                   scheduler=cluster.scheduler_address)
+        t_remote = results_t(dataset, results, cache=False, jobs=2, backend="dask", scheduler=cluster.scheduler_address)
+    assert local.per_frame["T"].notna().any()
+    pd.testing.assert_frame_equal(local.per_frame, remote.per_frame, check_exact=True)
+    pd.testing.assert_frame_equal(local.per_object, remote.per_object, check_exact=True)
+    for ours, theirs in zip(t_local, t_remote):
+        np.testing.assert_array_equal(ours.per_frame, theirs.per_frame)
+    # 5 sequences with J, F and T, then 5 with T alone, all on the cluster's workers.
+    assert len(stream.data) >= 10 and {t["worker"] for t in stream.data} <= set(cluster.scheduler_info["workers"])
+
+
 def test_cli_dask_backend(cluster, data, tmp_path, capsys):
     root, results = data
     out = tmp_path / "out"

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Any
+
 from vosbench.errors import InputError, ValidationError, VosbenchError
 from vosbench.io.factory import DatasetKind, open_dataset
-from vosbench.tracks import EvalParams, Result, Track, evaluate_dataset
+from vosbench.tracks.params import EvalParams, Track
+
+if TYPE_CHECKING:
+    from vosbench.tracks.result import Result
 
 __version__ = "0.1.0"
 __all__ = ["evaluate", "EvalParams", "Result", "Track", "DatasetKind", "open_dataset",
@@ -28,6 +33,8 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
         instances; default: the dataset's official measures (J and F for DAVIS).
     metric_options: {metric name: keyword arguments} for metrics given by name.
     """
+    from vosbench.tracks.evaluator import evaluate_dataset
+
     kind = DatasetKind(dataset)
     track = Track(track)
     ds = open_dataset(kind, gt, split=split, resolution=resolution, unsupervised=track is Track.UNSUPERVISED)
@@ -50,3 +57,13 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
     return evaluate_dataset(ds, results, params, jobs=jobs, backend=backend, scheduler=scheduler,
                             cache_dir=cache, lenient=lenient, progress=progress, split=split,
                             metrics=metrics, metric_options=metric_options)
+
+
+def __getattr__(name: str) -> Any:
+    # Result (and pandas with it) is imported on first use: worker processes that only score never need it.
+    if name == "Result":
+        from vosbench.tracks.result import Result
+
+        globals()["Result"] = Result
+        return Result
+    raise AttributeError(f"module 'vosbench' has no attribute {name!r}")

@@ -48,6 +48,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=Path("leaderboards"), help="leaderboard folder")
     parser.add_argument("--jobs", type=int, default=1, help="processes over sequences (-1: all cores)")
     parser.add_argument("--no-cache", dest="cache", action="store_false", help="recompute every score")
+    parser.add_argument("--backend", default=None, choices=["loky", "threading", "multiprocessing", "dask"],
+                        help="joblib backend for J, F and T (dask: a distributed cluster, see --scheduler)")
+    parser.add_argument("--scheduler", default=None, help="Dask scheduler address, e.g. tcp://10.0.0.1:8786")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
     parser.set_defaults(func=run)
 
@@ -60,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
                               measures=parse_measures(args.measures), leaderboard_dir=args.out,
                               resolution=args.resolution, jobs=args.jobs, cache=args.cache,
                               progress=args.progress, t_without_first_reference=args.t_without_first_reference,
-                              methods=args.methods)
+                              methods=args.methods, backend=args.backend, scheduler=args.scheduler)
     print(build.paths["md"].read_text(encoding="utf-8"))
     log.info("wrote %s", ", ".join(str(p) for p in build.paths.values()))
     return 0

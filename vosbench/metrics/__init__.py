@@ -1,7 +1,9 @@
 """Pure array functions: region J, boundary F, temporal stability T, statistics. No files, no datasets.
 
 Each fast kernel has a slow, obviously-correct twin in `vosbench.metrics.reference`
-that the tests compare it against.
+that the tests compare it against. Each measure is also a `vosbench.metrics.base.Metric`
+class in the file of its kernels (J: `region.RegionJ`, F: `boundary.BoundaryF`,
+T: `temporal.StabilityT`), registered in `vosbench.metrics.registry`.
 """
 from vosbench.metrics.boundary import boundary_radius, f_measure, seg2bmap
 from vosbench.metrics.region import jaccard

@@ -293,9 +293,13 @@ class FrameRegions:
         self._crop = None
         if isinstance(labels, np.ndarray):
             x, y, w, h = cv2.boundingRect(labels)
-            self._offset = (y, x)
-            self._crop = labels[y:y + h, x:x + w] if w else None
-            self._keep_crop = None if self.keep is None else self.keep[y:y + h, x:x + w]
+            # The box of every label grown by one pixel (clipped): each region's own grown box then lies
+            # inside the crop, and its pixels are a view instead of a padded copy.
+            height, width = labels.shape
+            y0, x0, y1, x1 = max(y - 1, 0), max(x - 1, 0), min(y + h + 1, height), min(x + w + 1, width)
+            self._offset = (y0, x0)
+            self._crop = labels[y0:y1, x0:x1] if w else None
+            self._keep_crop = None if self.keep is None else self.keep[y0:y1, x0:x1]
 
     def get(self, object_id: int) -> _Region:
         found = self._regions.get(object_id)

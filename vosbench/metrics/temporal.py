@@ -876,7 +876,7 @@ class StabilityT(Metric):
                 continue
             current = _object_mask(frame.pred, pid, info.binary)
             if current is None:
-                current = np.zeros(frame.shape, dtype=bool)
+                current = np.zeros(info.shape, dtype=bool)
             if frame.scored is not None and not frame.scored[k]:
                 previous[k] = current  # described only if a later frame needs it
                 continue
@@ -884,7 +884,13 @@ class StabilityT(Metric):
             if not isinstance(before, ContourDescriptor):
                 before = describe_mask(before)
             described = frame.memo(("T-descriptor", pid), lambda: describe_mask(current))
-            out[k] = descriptor_pair_cost(before, described) * self.options["scale"]
+            if state["seen"] > 2:
+                # Past the first compared frame both masks are the prediction's: pairs sharing a predicted id
+                # (the unsupervised track's proposals against every object) share the cost.
+                cost = frame.memo(("T-cost", pid), lambda: descriptor_pair_cost(before, described))
+            else:
+                cost = descriptor_pair_cost(before, described)
+            out[k] = cost * self.options["scale"]
             previous[k] = described
         state["columns"].append(out)
 

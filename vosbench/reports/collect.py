@@ -225,7 +225,8 @@ def _official_protocol(track: str, dataset: str) -> dict[str, Any] | None:
 
 def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset: str, split: str, track: str,
             resolution: str = "480p", measures: frozenset[Measure] = frozenset({Measure.J, Measure.F}),
-            jobs: int = 1, progress: bool = False, sequences_out: list[dict[str, Any]] | None = None
+            jobs: int = 1, progress: bool = False, sequences_out: list[dict[str, Any]] | None = None,
+            backend: str | None = None, scheduler: str | None = None
             ) -> dict[str, Any]:
     """The leaderboard row of one vosbench run folder (its record, its scores; masks scored if need be).
 
@@ -256,14 +257,16 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
 
         if summary is None:
             result = vosbench.evaluate(gt, masks, dataset=dataset, track=track, split=split,
-                                       resolution=resolution, jobs=jobs, cache=True, progress=progress)
+                                       resolution=resolution, jobs=jobs, cache=True, progress=progress,
+                                       backend=backend, scheduler=scheduler)
             summary = dict(result.summary)
             sequences = [s.sequence for s in result.sequences]
         else:
             sequences = None
         if Measure.T in measures:
             ds = open_dataset(dataset, gt, split=split, resolution=resolution)
-            t_scores = results_t(ds, masks, sequences=sequences, jobs=jobs, progress=progress)
+            t_scores = results_t(ds, masks, sequences=sequences, jobs=jobs, progress=progress,
+                                 backend=backend, scheduler=scheduler)
             summary["T-Mean"] = t_mean(t_scores, _eval_t(dataset))
     info = {k: record.get(k) for k in ("device", "n_sequences", "n_frames", "n_objects", "resolution",
                                        "vosbench_version") if record.get(k) is not None}
@@ -287,6 +290,7 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
                       runs: Sequence[str | os.PathLike] = (), measures: Iterable[Measure | str] = ("J", "F", "T"),
                       leaderboard_dir: str | os.PathLike = "leaderboards", resolution: str = "480p",
                       jobs: int = 1, cache: bool = True, progress: bool = False,
+                      backend: str | None = None, scheduler: str | None = None,
                       t_without_first_reference: Iterable[str] = (),
                       methods: Sequence[str] | None = None) -> LeaderboardBuild:
     """Score published mask folders and runs, and write the leaderboard files.
@@ -343,7 +347,8 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
         for method, folder in folders.items():
             log.info("scoring the published masks of %s", method)
             result = vosbench.evaluate(gt, folder, dataset=dataset, track=track, split=split,
-                                       resolution=resolution, jobs=jobs, cache=cache, progress=progress)
+                                       resolution=resolution, jobs=jobs, cache=cache, progress=progress,
+                                       backend=backend, scheduler=scheduler)
             protocol = result.params.describe()
             t_value, scores = None, []
             with_reference = method not in without_reference
@@ -351,10 +356,12 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
             if Measure.T in measures:
                 names = [s.sequence for s in result.sequences]
                 scores = results_t(ds, folder, sequences=names, first_reference=with_reference, jobs=jobs,
+                                   backend=backend, scheduler=scheduler,
                                    cache=cache, progress=progress)
                 t_value = t_mean(scores, eval_t)
                 if not with_reference:
                     other = t_mean(results_t(ds, folder, sequences=names, jobs=jobs, cache=cache,
+                                             backend=backend, scheduler=scheduler,
                                              progress=progress), eval_t)
                     notes.append(f"- {method}: T computed without comparing the first evaluated frame with the "
                                  f"first frame's ground truth (the DAVIS toolkit's `eval_result`), "
@@ -377,6 +384,7 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
     for folder in runs:
         rows.append(run_row(folder, gt=gt, dataset=str(dataset), split=split, track=str(track),
                             resolution=resolution, measures=measures, jobs=jobs, progress=progress,
+                            backend=backend, scheduler=scheduler,
                             sequences_out=per_sequence))
     if not rows:
         raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")

@@ -169,6 +169,9 @@ def row_from_summary(method: str, summary: Mapping[str, Any], *, source: Source 
     row["method"] = str(method)
     row["source"] = Source(source).value
     row["options"] = options_key(options)
+    # Any other measure the run has (a benchmark's own metrics): a column of its own.
+    row.update({key: _float(value) for key, value in summary.items()
+                if key not in row and isinstance(value, (int, float, np.number)) and not isinstance(value, bool)})
     for key, value in info.items():
         if key not in row:
             raise TypeError(f"unknown leaderboard column {key!r}")
@@ -322,11 +325,25 @@ MARKDOWN_HEADERS = {"J&F-Mean": "J&F", "J-Mean": "J Mean", "J-Recall": "J Recall
                     "seconds_per_frame": "s/frame"}
 
 
+def extra_measures(table: pd.DataFrame) -> list[str]:
+    """Measure columns beyond the DAVIS ones that some row holds (a benchmark's own metrics), in table order."""
+    return [c for c in table.columns if c not in COLUMNS and pd.api.types.is_float_dtype(table[c])
+            and table[c].notna().any()]
+
+
+def _markdown_columns(table: pd.DataFrame) -> list[str]:
+    at = MARKDOWN_COLUMNS.index("T-Mean") + 1
+    return MARKDOWN_COLUMNS[:at] + extra_measures(table) + MARKDOWN_COLUMNS[at:]
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The columns a reader needs, formatted as text (3 decimals, – for not measured)."""
-    rows = [{MARKDOWN_HEADERS.get(c, c): _cell(row.get(c), c) for c in MARKDOWN_COLUMNS}
-            for row in normalise(table).to_dict(orient="records")]
-    return pd.DataFrame(rows, columns=[MARKDOWN_HEADERS.get(c, c) for c in MARKDOWN_COLUMNS])
+    table = normalise(table)
+    columns = _markdown_columns(table)
+    extra = set(extra_measures(table))
+    rows = [{MARKDOWN_HEADERS.get(c, c): _cell(row.get(c), "J-Mean" if c in extra else c) for c in columns}
+            for row in table.to_dict(orient="records")]
+    return pd.DataFrame(rows, columns=[MARKDOWN_HEADERS.get(c, c) for c in columns])
 
 
 def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterable[str] = ()) -> str:
@@ -346,12 +363,14 @@ def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterabl
     lines += list(notes)
     if notes:
         lines.append("")
-    headers = [MARKDOWN_HEADERS.get(c, c) for c in MARKDOWN_COLUMNS]
+    columns = _markdown_columns(table)
+    extra = set(extra_measures(table))
+    headers = [MARKDOWN_HEADERS.get(c, c) for c in columns]
     lines.append("| " + " | ".join(headers) + " |")
     lines.append("| " + " | ".join("---" if c in ("method", "source", "device", "options") else "---:"
-                                   for c in MARKDOWN_COLUMNS) + " |")
+                                   for c in columns) + " |")
     for row in table.to_dict(orient="records"):
-        lines.append("| " + " | ".join(_cell(row.get(c), c) for c in MARKDOWN_COLUMNS) + " |")
+        lines.append("| " + " | ".join(_cell(row.get(c), "J-Mean" if c in extra else c) for c in columns) + " |")
     return "\n".join(lines) + "\n"
 
 

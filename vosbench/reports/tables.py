@@ -42,20 +42,31 @@ def _frame_numbers(names: Sequence[str]) -> np.ndarray:
 
 
 def tidy_result(result: Any, method: str) -> pd.DataFrame:
-    """A `vosbench.tracks.Result` as a tidy frame (J, F and J&F of every scored object-frame)."""
+    """A `vosbench.tracks.Result` as a tidy frame: J, F and J&F of every scored object-frame, and every other
+    per-frame measure the run has (T, a benchmark's own) where it has a value."""
     parts = []
     for seq in result.sequences:
-        j = np.asarray(seq.j, dtype=np.float64)
-        f = np.asarray(seq.f, dtype=np.float64)
-        k_idx, t_idx = np.nonzero(~np.isnan(j))
-        if k_idx.size == 0:
-            continue
-        objects = np.asarray(seq.object_ids, dtype=np.int64)[k_idx]
-        frames = _frame_numbers(seq.frames)[t_idx]
-        jv, fv = j[k_idx, t_idx], f[k_idx, t_idx]
-        for measure, values in (("J", jv), ("F", fv), ("J&F", (jv + fv) / 2)):
-            parts.append(pd.DataFrame({"sequence": seq.sequence, "object": objects, "frame": frames,
-                                       "measure": measure, "value": values}))
+        values = getattr(seq, "values", None) or {"J": seq.j, "F": seq.f}
+        objects_all = np.asarray(seq.object_ids, dtype=np.int64)
+        frames_all = _frame_numbers(seq.frames)
+        measures: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        if "J" in values and "F" in values:
+            j = np.asarray(values["J"], dtype=np.float64)
+            f = np.asarray(values["F"], dtype=np.float64)
+            k_idx, t_idx = np.nonzero(~np.isnan(j))
+            jv, fv = j[k_idx, t_idx], f[k_idx, t_idx]
+            measures += [("J", k_idx, t_idx, jv), ("F", k_idx, t_idx, fv), ("J&F", k_idx, t_idx, (jv + fv) / 2)]
+        for field, array in values.items():
+            if field in ("J", "F") and "J" in values and "F" in values:
+                continue
+            array = np.asarray(array, dtype=np.float64)
+            k_idx, t_idx = np.nonzero(~np.isnan(array))
+            measures.append((field, k_idx, t_idx, array[k_idx, t_idx]))
+        for measure, k_idx, t_idx, v in measures:
+            if k_idx.size == 0:
+                continue
+            parts.append(pd.DataFrame({"sequence": seq.sequence, "object": objects_all[k_idx],
+                                       "frame": frames_all[t_idx], "measure": measure, "value": v}))
     frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=TIDY_COLUMNS[1:])
     frame.insert(0, "method", str(method))
     return _typed(frame)
@@ -69,7 +80,9 @@ def tidy_per_frame_table(per_frame: pd.DataFrame, method: str) -> pd.DataFrame:
     table = per_frame.copy()
     if "J&F" not in table:
         table["J&F"] = (table["J"] + table["F"]) / 2
-    measures = [m for m in ("J", "F", "J&F", "T") if m in table]
+    ids = ("sequence", "object_id", "frame")
+    measures = [m for m in ("J", "F", "J&F") if m in table] + [
+        c for c in table.columns if c not in ids + ("J", "F", "J&F") and pd.api.types.is_numeric_dtype(table[c])]
     names = table["frame"].astype(str).str.zfill(5)
     table["frame"] = _frame_numbers(list(names)) if names.str.isdigit().all() else (
         table.groupby(["sequence", "object_id"]).cumcount())

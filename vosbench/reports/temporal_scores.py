@@ -7,30 +7,31 @@ or one interrupted and restarted, computes only what changed.
 """
 from __future__ import annotations
 
-import ast
 import hashlib
 import json
 import logging
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 
 from vosbench.errors import InputError
-from vosbench.io.atomic import atomic_path
 from vosbench.io.masks import read_mask
 from vosbench.io.paths import vosbench_home
-from vosbench.metrics import temporal
+from vosbench.metrics.base import Frame, SequenceInfo
+from vosbench.metrics.temporal import StabilityT
+from vosbench.tracks.evaluator import ScoreCache, cache_folder
+from vosbench.tracks.parallel import joblib_backend, run_parallel
+from vosbench.tracks.scores import SequenceScores
 
 log = logging.getLogger(__name__)
 
 # Bump when the same masks would give different T values, so old cache entries are not reused.
-CACHE_FORMAT = 1
+# 2: entries are the shared score cache's (`ScoreCache`), keyed with the T metric's token.
+CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -66,78 +67,56 @@ class _Job:
     first_reference: Path | None = None
 
 
-@lru_cache(maxsize=1)
-def _implementation_digest() -> str:
-    """A digest of the T code itself, so a changed implementation never reuses cached values.
-
-    Taken over the syntax tree without docstrings, so editing the documentation or the
-    comments of `vosbench.metrics.temporal` keeps the cache.
-    """
-    tree = ast.parse(Path(temporal.__file__).read_text(encoding="utf-8"))
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if (isinstance(body, list) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
-            node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()[:16]
-
-
 def _key(job: _Job) -> str:
+    """Content key of a T job: the T metric's token (its options and a digest of its code), the frame
+    rules, and the bytes of every mask it reads. Computed once per job, and only when a cache is used."""
     digest = hashlib.sha256()
-    digest.update(json.dumps({"format": CACHE_FORMAT, "implementation": _implementation_digest(),
-                              "first_reference": job.first_reference is not None, "objects": job.object_ids, "binary": job.binary,
+    digest.update(json.dumps({"format": CACHE_FORMAT, "metric": _metric(job).token(),
+                              "objects": job.object_ids, "binary": job.binary,
                               "exclude_ends": job.exclude_ends, "frames": job.frames}).encode())
     for path in [job.first_reference] + list(job.paths):
         digest.update(b"\0" if path is None else path.read_bytes())
     return digest.hexdigest()[:32]
 
 
+def _metric(job: _Job) -> StabilityT:
+    return StabilityT(first_reference=job.first_reference is not None)
+
+
 def _compute(job: _Job) -> SequenceT:
-    masks: list[np.ndarray | None] = []
+    """T of one job through the T metric, one frame at a time (a few masks in memory, whatever the length)."""
     shape = None
     for path in job.paths:
-        mask = None if path is None else read_mask(path, binary=job.binary)
-        if mask is not None:
-            shape = mask.shape
-        masks.append(mask)
+        if path is not None:
+            shape = read_mask(path, binary=job.binary).shape
+            break
     if shape is None:
         raise InputError(job.paths[0], "no result mask of this sequence could be read.", "Check the results folder.")
-    reference = None if job.first_reference is None else read_mask(job.first_reference, binary=job.binary)
-    rows = []
-    for object_id in job.object_ids:
-        # Absent masks (the dropped first and last frame) stay None: T never reads them.
-        per_object = [None if m is None else ((m != 0) if job.binary else (m == object_id)) for m in masks]
-        first = None if reference is None else ((reference != 0) if job.binary else (reference == object_id))
-        rows.append(temporal.temporal_stability(per_object, first_reference=first,
-                                                exclude_ends=job.exclude_ends).per_frame)
-    return SequenceT(job.sequence, job.frames, job.object_ids, np.asarray(rows, dtype=np.float64))
+    n = len(job.frames)
+    hi = n - 1 if job.exclude_ends else n
+    info = SequenceInfo(job.sequence, tuple(job.frames), tuple((k, k) for k in job.object_ids), shape, job.binary)
+
+    def frames():
+        for t, (name, path) in enumerate(zip(job.frames, job.paths)):
+            gt = None
+            if t == 0 and job.first_reference is not None:
+                gt = read_mask(job.first_reference, binary=job.binary)
+            # Absent masks (the dropped first and last frame) stay None: T never reads them.
+            pred = None if path is None or t == 0 or t >= hi else read_mask(path, binary=job.binary)
+            scored = np.full(len(info.pairs), 1 <= t < hi)
+            yield Frame(t, name, gt, pred, scored=scored)
+
+    per_frame = _metric(job).eval_sequence(info, frames())["T"]
+    per_frame[:, [t for t in range(n) if not 1 <= t < hi]] = np.nan
+    return SequenceT(job.sequence, job.frames, job.object_ids, np.asarray(per_frame, dtype=np.float64))
+
+
+def _compute_entry(job: _Job) -> SequenceT:
+    return _compute(job)  # looked up at call time, so that tests can stand in for the computation
 
 
 def _cache_dir(cache: bool | str | os.PathLike) -> Path | None:
-    if cache is True:
-        return vosbench_home() / "temporal"
-    if not cache:
-        return None
-    return Path(cache)
-
-
-def _load(folder: Path, job: _Job, key: str) -> SequenceT | None:
-    path = folder / f"{job.sequence}-{key}.npz"
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            return SequenceT(job.sequence, job.frames, [int(x) for x in arrays["object_ids"]],
-                             np.asarray(arrays["per_frame"], dtype=np.float64))
-    except (OSError, ValueError, KeyError):
-        log.warning("ignoring unreadable cache entry %s", path)
-        return None
-
-
-def _store(folder: Path, job: _Job, key: str, scores: SequenceT) -> None:
-    with atomic_path(folder / f"{job.sequence}-{key}.npz", suffix=".npz") as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, object_ids=np.asarray(scores.object_ids, dtype=np.int64), per_frame=scores.per_frame)
+    return cache_folder(cache, default=vosbench_home() / "temporal")
 
 
 def _jobs(dataset, results_dir: Path, sequences: Iterable[str], exclude_ends: bool,
@@ -175,7 +154,8 @@ def _jobs(dataset, results_dir: Path, sequences: Iterable[str], exclude_ends: bo
 
 def results_t(dataset, results_dir: str | os.PathLike, *, sequences: Sequence[str] | None = None,
               exclude_ends: bool = True, first_reference: bool = True, jobs: int = 1,
-              cache: bool | str | os.PathLike = True, progress: bool = False) -> list[SequenceT]:
+              cache: bool | str | os.PathLike = True, progress: bool = False,
+              backend: str | None = None, scheduler: str | None = None) -> list[SequenceT]:
     """T of every object of every sequence of a results folder (the official DAVIS 2016 T per sequence).
 
     dataset: a `vosbench.io.Dataset` (frame lists; objects and the first frame's ground truth).
@@ -184,32 +164,38 @@ def results_t(dataset, results_dir: str | os.PathLike, *, sequences: Sequence[st
         the official leaderboard does (False: leave that frame out, as the DAVIS 2016 Python
         package does).
     cache: True for ``$VOSBENCH_HOME/temporal``, a folder, or False.
+    backend, scheduler: the joblib backend (e.g. "dask" and a scheduler address), as for J and F.
+
+    T is the registered metric "T" (`vosbench.metrics.temporal.StabilityT`) run through the shared
+    runner and score cache; ``vosbench.evaluate(..., metrics="J,F,T")`` measures it with J and F in one
+    pass. This function scores T alone on a results folder, for the leaderboard.
     """
     results_dir = Path(results_dir)
     todo_jobs = _jobs(dataset, results_dir, sequences if sequences is not None else dataset.sequence_names(),
                       exclude_ends, first_reference)
-    folder = _cache_dir(cache)
+    cache_store = ScoreCache(_cache_dir(cache))
     done: dict[str, SequenceT] = {}
-    todo: list[tuple[_Job, str]] = []
+    keys: dict[str, str] = {}
+    todo: list[_Job] = []
     for job in todo_jobs:
-        key = _key(job)
-        cached = _load(folder, job, key) if folder is not None else None
-        if cached is not None:
-            done[job.sequence] = cached
-        else:
-            todo.append((job, key))
+        if cache_store.folder is not None:
+            keys[job.sequence] = _key(job)
+            cached = cache_store.load(job.sequence, keys[job.sequence])
+            if cached is not None and "T" in cached.values:
+                done[job.sequence] = SequenceT(job.sequence, job.frames, cached.object_ids, cached.values["T"])
+                continue
+        todo.append(job)
     if done:
         log.info("T: %d of %d sequences reused from the cache", len(done), len(todo_jobs))
     if todo:
-        outputs = Parallel(n_jobs=jobs, return_as="generator")(delayed(_compute)(job) for job, _ in todo)
-        if progress:
-            from tqdm.auto import tqdm
-
-            outputs = tqdm(outputs, total=len(todo), desc=f"T {results_dir.name}", unit="seq", leave=False)
-        for (job, key), scores in zip(todo, outputs):
-            if folder is not None:
-                _store(folder, job, key, scores)
-            done[job.sequence] = scores
+        with joblib_backend(backend, scheduler):
+            for scores in run_parallel(_compute_entry, todo, jobs=jobs, total=len(todo), progress=progress,
+                                       desc=f"T {results_dir.name}"):
+                if cache_store.folder is not None:
+                    cache_store.store(scores.sequence, keys[scores.sequence],
+                                      SequenceScores(scores.sequence, scores.frames, scores.object_ids,
+                                                     values={"T": scores.per_frame}))
+                done[scores.sequence] = scores
     return [done[job.sequence] for job in todo_jobs]
 
 

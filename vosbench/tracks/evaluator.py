@@ -18,10 +18,11 @@ from vosbench.io.atomic import atomic_path
 from vosbench.io.datasets import Dataset
 from vosbench.io.paths import score_cache_dir
 from vosbench.metrics.base import Metric
-from vosbench.tracks.jobs import SequenceJob, score_sequence
+from vosbench.tracks.jobs import SequenceJob, score_guarded
 from vosbench.tracks.parallel import joblib_backend, run_parallel
 from vosbench.tracks.params import EvalParams
-from vosbench.tracks.result import Result, SequenceScores, default_metrics
+from vosbench.tracks.result import Result
+from vosbench.tracks.scores import SequenceScores, default_metrics
 from vosbench.tracks.validate import build_jobs
 
 log = logging.getLogger(__name__)
@@ -84,15 +85,6 @@ def cache_folder(cache_dir: str | Path | None | bool, default: Path | None = Non
     if cache_dir:
         return Path(cache_dir)
     return None
-
-
-def _score_guarded(job: SequenceJob, metrics: Sequence[Metric], lenient: bool):
-    try:
-        return score_sequence(job, metrics)
-    except InputError as exc:
-        if not lenient:
-            raise
-        return exc
 
 
 def resolve_metrics(dataset: Dataset, params: EvalParams,
@@ -168,7 +160,7 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
     errors: list[InputError] = []
     if todo:
         with joblib_backend(backend, scheduler):
-            for output in run_parallel(_score_guarded, todo, jobs=jobs, total=len(todo), progress=progress,
+            for output in run_parallel(score_guarded, todo, jobs=jobs, total=len(todo), progress=progress,
                                        args=(chosen, lenient)):
                 if isinstance(output, InputError):
                     errors.append(output)

@@ -8,10 +8,10 @@ from typing import Sequence
 import numpy as np
 
 from vosbench.errors import InputError, VosbenchError
-from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_stack
+from vosbench.io.masks import VOID_LABEL, read_mask
 from vosbench.metrics.base import Frame, Metric, SequenceInfo
 from vosbench.tracks.params import EvalParams, Track
-from vosbench.tracks.result import SequenceScores, default_metrics
+from vosbench.tracks.scores import SequenceScores, default_metrics
 
 
 @dataclass(frozen=True)
@@ -33,27 +33,6 @@ class SequenceJob:
     object_frames: tuple | None = None
 
 
-def _semi_objects(gt: np.ndarray, job: SequenceJob) -> list[int]:
-    """The objects of a sequence from its ground-truth stack (see `score_sequence` for the rules)."""
-    if job.binary:
-        return [1]
-    if job.params.annotated_only:
-        ids = np.flatnonzero(np.bincount(gt.ravel(), minlength=256))  # no sort of the whole stack
-        return [int(i) for i in ids if i not in (0, VOID_LABEL)]
-    return _first_frame_objects(gt[0], job.binary)
-
-
-def content_problems(job: SequenceJob, gt: np.ndarray, pred: np.ndarray,
-                     object_ids: list[int]) -> list[InputError]:
-    """Every prediction mask of a job whose ids the protocol cannot score, one problem per file."""
-    if job.binary:
-        return []  # every non-zero value is the one object
-    allowed = set(object_ids) | {0}
-    found = (_mask_problems(job, path, mask, object_ids, allowed)
-             for path, mask in zip(job.pred_paths, pred) if path is not None)
-    return [problem for problem in found if problem is not None]
-
-
 def _raise_first(problems: list[InputError]) -> None:
     if not problems:
         return
@@ -64,10 +43,12 @@ def _raise_first(problems: list[InputError]) -> None:
 
 
 def _mask_problems(job: SequenceJob, path: Path, mask: np.ndarray, object_ids: list[int],
-                   allowed: set[int]) -> InputError | None:
-    """The problem of one prediction mask whose ids the protocol cannot score (`content_problems`, one frame)."""
+                   allowed: set[int], top: int | None = None) -> InputError | None:
+    """The problem of one prediction mask whose ids the protocol cannot score (one frame).
+    top: the mask's largest id, when the caller has it."""
     params = job.params
-    top = int(mask.max()) if mask.size else 0
+    if top is None:
+        top = int(mask.max()) if mask.size else 0
     if params.track is Track.UNSUPERVISED:
         if top > params.max_proposals:
             return InputError(path, f"holds proposal id {top}, more than the {params.max_proposals} proposals allowed "
@@ -114,7 +95,7 @@ def _annotated_objects(job: SequenceJob) -> tuple[list[int], dict[int, int]]:
 
 
 def _scored(job: SequenceJob, object_ids: list[int], first_seen: dict[int, int] | None) -> np.ndarray:
-    """(K, T) boolean: which frames count for which object (`_scored_frames` without a stack in memory)."""
+    """(K, T) boolean: which frames count for which object (the protocol's rules and the dataset's own)."""
     params = job.params
     n_frames = len(job.frames)
     scored = np.ones((len(object_ids), n_frames), dtype=bool)
@@ -187,12 +168,13 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
                 raise InputError(pred_path, f"mask is {pred.shape[1]}x{pred.shape[0]} but the ground truth is "
                                             f"{shape[1]}x{shape[0]}.",
                                  "Write masks at the ground truth's resolution (resize with nearest neighbour).")
+            top = int(pred.max()) if pred.size else 0
             if not job.binary:
-                problem = _mask_problems(job, pred_path, pred, object_ids, allowed)
+                problem = _mask_problems(job, pred_path, pred, object_ids, allowed, top)
                 if problem is not None:
                     problems.append(problem)
                     continue
-            pred_max = max(pred_max, int(pred.max()) if pred.size else 0)
+            pred_max = max(pred_max, top)
         if problems:
             continue  # keep checking the masks; nothing will be scored
         void = (gt == VOID_LABEL) if (params.apply_void and not job.binary) else None
@@ -211,19 +193,19 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
         for field, array in metric.finish(state).items():
             values[field] = np.asarray(array, dtype=np.float64)
 
+    if unsupervised and not object_ids:
+        return SequenceScores(job.sequence, list(job.frames), [], values={f: v[:0] for f, v in values.items()},
+                              proposal_ids=[])
     if unsupervised:
         n_props = max(pred_max, len(object_ids))
         n_k, n_t = len(object_ids), len(job.frames)
         per_prop = {f: v.reshape(-1, n_k, n_t)[:n_props] for f, v in values.items()}
         proposals = list(range(1, n_props + 1))
-        if object_ids:
-            # Imported here: scipy.optimize takes a second to import, paid by every worker process otherwise.
-            from scipy.optimize import linear_sum_assignment
+        # Imported here: scipy.optimize takes a second to import, paid by every worker process otherwise.
+        from scipy.optimize import linear_sum_assignment
 
-            cost = (per_prop["J"].mean(axis=2) + per_prop["F"].mean(axis=2)) / 2
-            rows, cols = linear_sum_assignment(-cost)
-        else:
-            rows = cols = np.zeros(0, dtype=np.int64)
+        cost = (per_prop["J"].mean(axis=2) + per_prop["F"].mean(axis=2)) / 2
+        rows, cols = linear_sum_assignment(-cost)
         matched_objects = [object_ids[c] for c in cols]
         matched_props = [proposals[r] for r in rows]
         keep = _scored(job, matched_objects, first_seen)
@@ -239,16 +221,41 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
     return SequenceScores(job.sequence, list(job.frames), object_ids, values=values)
 
 
+def score_guarded(job: SequenceJob, metrics: Sequence[Metric], lenient: bool) -> SequenceScores | InputError:
+    """`score_sequence`, with a lenient run's input problems returned instead of raised (what a worker runs)."""
+    try:
+        return score_sequence(job, metrics)
+    except InputError as exc:
+        if not lenient:
+            raise
+        return exc
+
+
+def _objects(job: SequenceJob) -> tuple[list[int], dict[int, int] | None, tuple[int, int]]:
+    """The objects of a sequence, the first frame each appears in (annotated-only protocol; else None),
+    and the masks' shape. Reads the first ground-truth frame, or every one for the annotated-only protocol."""
+    first = read_mask(job.gt_paths[0], binary=job.binary)
+    if job.params.annotated_only:
+        annotated, first_seen = _annotated_objects(job)
+        return ([1] if job.binary else annotated), first_seen, first.shape
+    return _first_frame_objects(first, job.binary), None, first.shape
+
+
 def check_content(job: SequenceJob) -> list[InputError]:
-    """Decode a job's masks and report what would stop scoring (encodings, sizes, ids, proposals), without scoring."""
+    """Decode a job's masks and report what would stop scoring (encodings, sizes, ids, proposals), without
+    scoring. One mask in memory at a time."""
     problems: list[InputError] = []
     try:
-        gt = read_mask_stack(job.gt_paths, binary=job.binary)
+        object_ids, _, shape = _objects(job)
+        for path in job.gt_paths[1:]:
+            got = read_mask(path, binary=job.binary).shape
+            if got != shape:
+                raise InputError(path, f"mask is {got[1]}x{got[0]} but {job.gt_paths[0]} is {shape[1]}x{shape[0]}.",
+                                 "Write every mask of a sequence at the size of its frames.")
     except InputError as exc:
         return [exc]
-    shape = gt.shape[1:]
-    pred = np.zeros((len(job.pred_paths),) + shape, dtype=np.uint8)
-    for t, path in enumerate(job.pred_paths):
+    allowed = set(object_ids) | {0}
+    for path in job.pred_paths:
         if path is None:
             continue
         try:
@@ -261,6 +268,8 @@ def check_content(job: SequenceJob) -> list[InputError]:
                                              f"{shape[1]}x{shape[0]}.",
                                        "Write masks at the ground truth's resolution (resize with nearest neighbour)."))
             continue
-        pred[t] = mask
-    problems.extend(content_problems(job, gt, pred, _semi_objects(gt, job)))
+        if not job.binary:
+            problem = _mask_problems(job, path, mask, object_ids, allowed)
+            if problem is not None:
+                problems.append(problem)
     return problems
