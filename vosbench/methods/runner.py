@@ -37,6 +37,7 @@ import numpy as np
 from vosbench.errors import VosbenchError
 from vosbench.io.atomic import atomic_write
 from vosbench.io.datasets import Dataset
+from vosbench.io.identity import code_revision, dataset_identity
 from vosbench.io.masks import VOID_LABEL, write_mask
 from vosbench.methods.base import LazyFrames, Method, Video
 from vosbench.methods.device import configure_threads
@@ -70,9 +71,30 @@ class RunRecord:
     options: dict = field(default_factory=dict)
     jobs: int = 1          # workers segmenting sequences at once (seconds are still each sequence's own)
     input_height: int | None = None   # rows of the frames the method was given (None: the annotations')
+    # The data (vosbench.io.identity.DatasetIdentity as a dict) and the code the masks were made with:
+    # the checkout's commit and whether its files differed from it ("" / None outside a checkout).
+    dataset_identity: dict = field(default_factory=dict)
+    commit: str = ""
+    dirty: bool | None = None
+    threads: int | None = None     # torch threads of each worker (None: not set by the run)
+    cpu: str = ""                  # the processor's model name (a learned method's last digits depend on it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux, else `platform.processor()`)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _jsonable(value: Any) -> Any:
@@ -379,10 +401,17 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         if bar is not None:
             bar.close()
     n_frames = sum(len(frame_lists[s]) for s in sequences)
+    if jobs == 1:
+        worker_threads = threads
+    else:
+        worker_threads = max(1, threads // workers) if threads and backend != "dask" else None
+    revision = code_revision()
     return RunRecord(
         method=method.name, track=track.value, dataset=dataset.name, split=str(getattr(dataset, "split", "")),
         resolution=str(getattr(dataset, "resolution", "")), device=str(method.device), n_sequences=len(sequences),
         n_frames=n_frames, n_objects=n_objects, seconds=seconds,
         seconds_per_frame=seconds / n_frames if n_frames else float("nan"), masks_dir=str(out), started=started,
         vosbench_version=__version__, options=_jsonable(method.options), jobs=workers,
-        input_height=input_height)
+        input_height=input_height, dataset_identity=dataset_identity(dataset).to_dict(),
+        commit=revision["commit"], dirty=revision["dirty"], threads=worker_threads,
+        cpu=cpu_model() if str(method.device).startswith("cpu") else "")
