@@ -267,7 +267,8 @@ def test_run_folders_join_the_leaderboard_beside_recorded_runs(tmp_path):
     for name, masks in gt.items():
         write_sequence(run / "masks" / name, np.roll(masks, 2, axis=1))
     (run / "run.json").write_text(json.dumps({"method": "shifted", "device": "cpu", "seconds_per_frame": 0.02,
-                                              "options": {"shift": 2}, "masks_dir": str(run / "masks")}))
+                                              "options": {"shift": 2}, "masks_dir": str(run / "masks"),
+                                              "dataset": "davis2017", "split": "val"}))
     board = tmp_path / "boards"
     record_run(FakeRecord(dataset="davis2017"), make_result([[0.5] * 4]), board)
     build = build_leaderboard(tmp_path / "gt", dataset="davis2017", runs=[run], measures=["J", "F"],

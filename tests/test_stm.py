@@ -46,7 +46,7 @@ def _video(dataset, sequence: str) -> tuple[Video, np.ndarray]:
 
 
 def _config(root: Path, out: Path, steps: int, resume: bool = False) -> TrainConfig:
-    return TrainConfig(data=root, out=out, split="train", dataset="davis2017", steps=steps, seed=7, resume=resume,
+    return TrainConfig(data=root, out=out, split="train", dataset="synthetic", steps=steps, seed=7, resume=resume,
                        batch_size=2, checkpoint_every=1, device="cpu", threads=1, progress=False,
                        options={"crop": 64, "warmup": 1})
 

@@ -58,7 +58,8 @@ class SequenceScores:
                    f=np.asarray(arrays["f"]), labels=[str(x) for x in arrays["labels"]],
                    proposal_ids=proposals or None)
 
-# The dataset identity written after the official columns of the global and per-object CSVs.
+# The dataset identity written after the columns of the per-object CSV (the two official CSVs keep the
+# official toolkit's columns, so that scripts reading them run unchanged; the JSON holds it too).
 IDENTITY_COLUMNS = {"dataset": "name", "dataset_kind": "kind", "dataset_split": "split",
                     "dataset_resolution": "resolution", "dataset_sequences": "n_sequences",
                     "gt_fingerprint": "fingerprint"}
@@ -190,8 +191,7 @@ class Result:
         }
         # Render everything first, so that a failure leaves no file half-written or out of step.
         texts = {
-            "global": self._identity_columns(self.global_table).to_csv(index=False, float_format="%.3f",
-                                                                       lineterminator="\n"),
+            "global": self.global_table.to_csv(index=False, float_format="%.3f", lineterminator="\n"),
             "per_sequence": self.per_sequence.to_csv(index=False, float_format="%.3f", lineterminator="\n"),
             "per_object": self._identity_columns(self.per_object).to_csv(index=False, float_format="%.6f",
                                                                          lineterminator="\n"),
