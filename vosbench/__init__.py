@@ -14,6 +14,7 @@ from vosbench.tracks import EvalParams, Result, Track, evaluate_dataset
 
 __version__ = "0.1.0"
 __all__ = ["evaluate", "EvalParams", "Result", "Track", "DatasetKind", "open_dataset", "detect_dataset_kind",
+           "embedded_dataset", "segment_dataset", "load_method", "available_methods",
            "VosbenchError", "InputError", "ValidationError", "__version__"]
 
 
@@ -39,3 +40,24 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
                               cache_dir=cache, lenient=lenient, progress=progress, split=split)
     result.identity = dataset_identity(ds).to_dict()
     return result
+
+
+def embedded_dataset(split: str = "val", seed: int = 0, resolution: str = "480p"):
+    """The dataset `vosbench run` uses without --gt: generated on first use under
+    ``$VOSBENCH_HOME/datasets`` (DAVIS 2017 layout, named ``synthetic``), opened."""
+    from vosbench.io.synthetic import default_dataset_root
+
+    return open_dataset(DatasetKind.SYNTHETIC, default_dataset_root(seed=seed), split=split, resolution=resolution)
+
+
+# Methods and the runner, imported when first asked for (they bring in the method registry).
+_LAZY = {"segment_dataset": "vosbench.methods.runner", "load_method": "vosbench.methods.registry",
+         "available_methods": "vosbench.methods.registry"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'vosbench' has no attribute {name!r}")

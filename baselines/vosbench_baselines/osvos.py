@@ -264,7 +264,7 @@ class FinetuneConfig:
 
 def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: FinetuneConfig,
                       rng: np.random.Generator, device: str | torch.device,
-                      extra_of: Any = None) -> list[float]:
+                      extra_of: Any = None, desc: str = "fine-tuning") -> list[float]:
     """Fine-tune `net` in place on one frame; returns the losses.
 
     extra_of: for networks with an extra input channel, a function (mask, rng) -> the extra
@@ -293,7 +293,7 @@ def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: 
         logits, sides = net.suffix(x4, images.shape[-2:], sides=True)
         return segmentation_loss(logits, targets) + 0.5 * sum(segmentation_loss(s, targets) for s in sides)
 
-    return finetune_online(net, config.steps, config.lr, loss_of_step)
+    return finetune_online(net, config.steps, config.lr, loss_of_step, desc=desc)
 
 
 def default_weights(name: str) -> Path:
@@ -397,7 +397,8 @@ class OSVOS(SemiSupervisedMethod):
             mask = cv2.resize((first == object_id).astype(np.uint8), frame0.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             if mask.any() or self.finetune_empty_masks:
                 rng = np.random.default_rng([self.seed, object_id])
-                finetune_on_frame(net, frame0, mask, self.finetune, rng, self._device, extra_of=self.finetune_extra)
+                finetune_on_frame(net, frame0, mask, self.finetune, rng, self._device, extra_of=self.finetune_extra,
+                                  desc=f"{video.name} object {object_id}: fine-tuning")
             networks.append((object_id, net.eval()))
         self.last_finetune_seconds = time.perf_counter() - start
         log.info("%s: fine-tuned %d object(s) of %s in %.1f s", self.name, len(ids), video.name,

@@ -41,6 +41,7 @@ from vosbench.io.identity import code_revision, dataset_identity
 from vosbench.io.masks import VOID_LABEL, write_mask
 from vosbench.methods.base import LazyFrames, Method, Video
 from vosbench.methods.device import configure_threads
+from vosbench.methods.progress import showing_progress
 from vosbench.tracks.parallel import joblib_backend, parallel_runner
 from vosbench.tracks.params import Track
 
@@ -170,9 +171,10 @@ def _check_mask(mask: Any, shape: tuple[int, int], method: Method, sequence: str
     return mask
 
 
-def _segment_sequence(method: Method, video: Video, out: Path, write_size: tuple[int, int] | None = None) -> float:
+def _segment_sequence(method: Method, video: Video, out: Path, write_size: tuple[int, int] | None = None,
+                      on_mask: Callable[[], None] | None = None) -> float:
     """Run the method over one video, write its masks (scaled to `write_size`, nearest neighbour,
-    when given); return the seconds the method took."""
+    when given); return the seconds the method took. `on_mask` is called after each mask written."""
     import cv2
 
     shape = video.size
@@ -196,6 +198,8 @@ def _segment_sequence(method: Method, video: Video, out: Path, write_size: tuple
             mask = cv2.resize(mask, (write_size[1], write_size[0]), interpolation=cv2.INTER_NEAREST)
         write_mask(out / f"{video.frame_names[produced]}.png", mask)
         produced += 1
+        if on_mask is not None:
+            on_mask()
     if produced != n_frames:
         raise VosbenchError(f"method {method.name!r} returned {produced} masks for the {n_frames} frames of "
                             f"{video.name!r}; it must return one per frame.")
@@ -245,7 +249,8 @@ def _frame_reader(dataset: Dataset, sequence: str, size: tuple[int, int], asked:
 
 
 def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[str], folder: Path, track: Track,
-                      identity: dict[str, Any], input_height: int | None = None) -> tuple[float, int]:
+                      identity: dict[str, Any], input_height: int | None = None,
+                      on_mask: Callable[[], None] | None = None) -> tuple[float, int]:
     """Segment one sequence into `folder` and write its completion marker; (seconds, objects)."""
     # A stale or partial sequence: drop its marker first, so a crash now leaves it unfinished.
     (folder / MARKER_NAME).unlink(missing_ok=True)
@@ -268,7 +273,7 @@ def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[s
         given = {t: cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for t, m in given.items()}
     video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq, size, asked=scaled), frames),
                   frame_names=list(frames), given_masks=given, object_ids=object_ids)
-    took = _segment_sequence(method, video, folder, write_size=annotation_size if scaled else None)
+    took = _segment_sequence(method, video, folder, write_size=annotation_size if scaled else None, on_mask=on_mask)
     atomic_write(folder / MARKER_NAME, json.dumps({
         "format": MARKER_FORMAT, "identity": identity, "track": track.value, "frames": list(frames),
         "input_height": input_height,
@@ -367,7 +372,10 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
     if progress and todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=sum(len(frame_lists[s]) for s in todo), desc=method.name, unit="frame", leave=False)
+        # Frames of the whole run, one by one (a method's own phases, its online fine-tuning, show
+        # their own bars below it): the rate and the time left count everything the method does.
+        bar = tqdm(total=sum(len(frame_lists[s]) for s in todo), desc=method.name, unit="frame", leave=False,
+                   dynamic_ncols=True)
     seconds = sum(float(m["seconds"]) for m in done.values())
     n_objects = sum(int(m["n_objects"]) for m in done.values())
     workers = 1
@@ -376,12 +384,12 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
             for seq in todo:
                 if bar is not None:
                     bar.set_postfix_str(seq)
-                took, count = _segment_and_mark(method, dataset, seq, frame_lists[seq], out / seq, track, identity,
-                                                input_height)
+                with showing_progress(bar is not None):
+                    took, count = _segment_and_mark(method, dataset, seq, frame_lists[seq], out / seq, track,
+                                                    identity, input_height,
+                                                    on_mask=(lambda: bar.update(1)) if bar is not None else None)
                 seconds += took
                 n_objects += count
-                if bar is not None:
-                    bar.update(len(frame_lists[seq]))
         elif todo:
             from joblib import delayed, effective_n_jobs
 

@@ -341,13 +341,25 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str | None = None, spli
     from vosbench.io.identity import dataset_identity
     from vosbench.reports.temporal_scores import results_t, t_mean
 
-    if published is None and official is None and not runs:
+    rewrite = published is None and official is None and not runs
+    if rewrite and not any(Path(leaderboard_dir).glob(f"*-{split}-{track}.json")):
         raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")
     # The leaderboard belongs to the dataset at `gt` (kind checked against the folder), named by it.
     dataset = detect_dataset_kind(gt, dataset).value
     ds = open_dataset(dataset, gt, split=split, resolution=resolution)
     identity = dataset_identity(ds)
-    board = leaderboard_paths(leaderboard_dir, identity.name, split, track)["md"]
+    paths = leaderboard_paths(leaderboard_dir, identity.name, split, track)
+    board = paths["md"]
+    if rewrite:
+        # Nothing new: the existing leaderboard of this dataset is written again (byte for byte when it is
+        # already in the current format; one written before identities takes this dataset's).
+        if not paths["json"].is_file():
+            raise InputError(paths["json"], "nothing to put on the leaderboard, and no leaderboard of this dataset "
+                             "to rewrite.", "Pass --published and/or --runs.")
+        paths = update_leaderboard([], leaderboard_dir, dataset=identity.name, split=split, track=str(track),
+                                   identity=identity)
+        table = read_leaderboard(paths["json"])
+        return LeaderboardBuild(rows=[], paths=paths, table=table, reproduction=reproduction_table(table))
     measures = parse_measures([m.value if isinstance(m, Measure) else m for m in measures])
     methods = list(methods) if methods else None
     rows: list[dict[str, Any]] = []

@@ -378,8 +378,9 @@ def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterabl
     lines = [title, ""]
     identity = meta.get("dataset_identity")
     if identity:
-        lines += [f"Dataset: {DatasetIdentity.from_dict(identity).describe()}. Every row was computed on this "
-                  "ground truth (its `gt_fingerprint` column); a run made on other data is refused.", ""]
+        lines += [f"Dataset: {DatasetIdentity.from_dict(identity).describe()}. A row's `gt_fingerprint` "
+                  "(csv, json) says it was computed on this ground truth (rows without one predate the record); "
+                  "a run made on other data is refused.", ""]
     if meta.get("protocol"):
         lines += [f"Protocol: {meta['protocol']}", ""]
     lines += [
@@ -397,7 +398,7 @@ def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterabl
         lines.append("")
     headers = [MARKDOWN_HEADERS.get(c, c) for c in MARKDOWN_COLUMNS]
     lines.append("| " + " | ".join(headers) + " |")
-    lines.append("| " + " | ".join("---" if c in ("method", "source", "device", "options") else "---:"
+    lines.append("| " + " | ".join("---" if c in ("method", "source", "device", "commit", "options") else "---:"
                                    for c in MARKDOWN_COLUMNS) + " |")
     for row in table.to_dict(orient="records"):
         lines.append("| " + " | ".join(_row_cells(row)) + " |")
@@ -543,6 +544,10 @@ def update_leaderboard(rows: Iterable[Mapping[str, Any]], leaderboard_dir: str |
         protocol = protocol or meta.get("protocol", "")
         notes = list(meta.get("notes", [])) if notes is None else list(notes)
         table = upsert(old, rows, drop)
+        if board is not None and len(table):
+            # Every row on the leaderboard of a dataset names it (rows written before names were recorded too).
+            unnamed = table["dataset"].map(lambda v: v is None or v is pd.NA or str(v) in ("", "nan"))
+            table.loc[unnamed, "dataset"] = board.name
         return write_leaderboard(table, leaderboard_dir, dataset=dataset, split=split, track=track,
                                  protocol=protocol, notes=notes, identity=board)
 
