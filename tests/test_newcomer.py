@@ -59,7 +59,7 @@ def test_the_readme_path_on_the_embedded_dataset(newcomer, capsys):
     assert "DAVIS 2017" not in printed and "davis2017" not in printed
     assert record["dataset"] == "synthetic" and record["dataset_identity"]["kind"] == "synthetic"
     assert record["dataset_identity"]["n_sequences"] == SMALL.n_val
-    per_object = pd.read_csv(run_dir / f"per-object_results-val.csv")
+    per_object = pd.read_csv(run_dir / "per-object_results-val.csv")
     assert set(per_object["gt_fingerprint"]) == {record["dataset_identity"]["fingerprint"]}
     board_md = home / "leaderboards" / "synthetic-val-semi.md"
     assert board_md.is_file() and not (home / "leaderboards" / "davis2017-val-semi.md").exists()
