@@ -179,3 +179,40 @@ def test_identity_fingerprint_follows_the_ground_truth_bytes(tmp_path):
     write_sequence(root / "Annotations" / "480p" / "clip0", changed)
     assert dataset_identity(open_dataset(None, root)).fingerprint != first.fingerprint
     assert np.any(changed != sequences["clip0"])
+
+
+def test_phase_bars_show_while_the_runner_shows_progress(tmp_path, capsys):
+    """A method's own phases (online fine-tuning) get a bar with its time left under the run's frame bar."""
+    from vosbench.methods.base import SemiSupervisedMethod
+    from vosbench.methods.progress import phase_bar, progress_enabled, showing_progress
+    from vosbench.methods.runner import segment_dataset
+
+    items = [1, 2, 3]
+    assert phase_bar(items, desc="fine-tuning") is items    # off by default: library use prints nothing
+    with showing_progress():
+        assert list(phase_bar(items, desc="fine-tuning")) == items
+    assert "fine-tuning" in capsys.readouterr().err
+
+    seen = []
+
+    class Tuned(SemiSupervisedMethod):
+        name = "tuned"
+
+        def segment(self, video):
+            seen.append(progress_enabled())
+            for _ in phase_bar(range(4), desc=f"{video.name}: fine-tuning"):
+                pass
+            first = video.given_masks[0]
+            for _ in video.frame_names:
+                yield first
+
+    root = write_davis(tmp_path / "gt", {"a": moving_boxes(4, 32, 40, n_objects=1, seed=1)})
+    write_frames(root, {"a": moving_boxes(4, 32, 40, n_objects=1, seed=1)})
+    dataset = open_dataset(None, root)
+    segment_dataset(Tuned(), dataset, tmp_path / "quiet", track="semi", progress=False)
+    segment_dataset(Tuned(), dataset, tmp_path / "shown", track="semi", progress=True)
+    assert seen == [False, True]
+    err = capsys.readouterr().err
+    # The frame bar names the method and the sequence; below it the phase's bar (tqdm trims nested lines
+    # when stderr is no terminal).
+    assert "tuned:" in err and "frame/s, a]" in err and "a: fine-tuni" in err

@@ -37,4 +37,4 @@ def phase_bar(iterable: Iterable[T], *, desc: str, unit: str = "step", total: in
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=False, dynamic_ncols=True)
+    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=False)

@@ -374,8 +374,7 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
 
         # Frames of the whole run, one by one (a method's own phases, its online fine-tuning, show
         # their own bars below it): the rate and the time left count everything the method does.
-        bar = tqdm(total=sum(len(frame_lists[s]) for s in todo), desc=method.name, unit="frame", leave=False,
-                   dynamic_ncols=True)
+        bar = tqdm(total=sum(len(frame_lists[s]) for s in todo), desc=method.name, unit="frame", leave=False)
     seconds = sum(float(m["seconds"]) for m in done.values())
     n_objects = sum(int(m["n_objects"]) for m in done.values())
     workers = 1
