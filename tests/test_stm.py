@@ -269,9 +269,11 @@ def test_run_command_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status = main(["run", "--method", "stm", "--track", "semi", "--no-progress", "--threads", "1"])
     assert status == 0
-    runs = list((tmp_path / "runs").glob("stm-*"))
+    # Everything under $VOSBENCH_HOME (nothing in the working folder), on the synthetic dataset's board.
+    runs = list((tmp_path / "home" / "runs").glob("stm-synthetic-*"))
     assert runs and (runs[0] / "run.json").is_file()
-    assert list((tmp_path / "leaderboards").glob("*.csv"))
+    assert list((tmp_path / "home" / "leaderboards").glob("synthetic-*.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
