@@ -21,4 +21,13 @@ def test_choices_metavar_lists_the_values():
     from vosbench.cli.choices import choices_metavar
     from vosbench.io.factory import DatasetKind
 
-    assert choices_metavar(DatasetKind) == "{davis2016,davis2017,youtubevos,folder,mose,mosev2,lvos,sav,vost}"
+    assert choices_metavar(DatasetKind) == "{davis2016,davis2017,youtubevos,synthetic,folder,mose,mosev2,lvos,sav,vost}"
+
+
+def test_run_help_lists_the_registered_methods(capsys):
+    from vosbench.methods.registry import available_methods
+
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    text = "".join(capsys.readouterr().out.split())   # help text is wrapped, at hyphens too
+    assert available_methods() and ",".join(available_methods()) in text

@@ -211,7 +211,7 @@ def test_curve_rules():
 def test_cli_on_the_embedded_dataset(tmp_path, capsys):
     from vosbench.io.synthetic import default_dataset_root
 
-    first = open_dataset("davis2017", default_dataset_root()).sequence_names()[0]
+    first = open_dataset(None, default_dataset_root()).sequence_names()[0]   # detected: the synthetic set
     out = tmp_path / "run"
     code = main(["interactive", "--robot", "--method", "scribble-propagation", "--max-interactions", "2",
                  "--sequences", first, "--out", str(out), "--no-progress"])

@@ -42,6 +42,7 @@ class FakeRecord:
     started: str = "2026-01-01T00:00:00+00:00"
     vosbench_version: str = "0.1.0"
     options: dict = field(default_factory=dict)
+    dataset_identity: dict = field(default_factory=dict)
 
 
 def test_record_run_writes_three_files_with_the_measured_figures(tmp_path):
@@ -267,7 +268,8 @@ def test_run_folders_join_the_leaderboard_beside_recorded_runs(tmp_path):
     for name, masks in gt.items():
         write_sequence(run / "masks" / name, np.roll(masks, 2, axis=1))
     (run / "run.json").write_text(json.dumps({"method": "shifted", "device": "cpu", "seconds_per_frame": 0.02,
-                                              "options": {"shift": 2}, "masks_dir": str(run / "masks")}))
+                                              "options": {"shift": 2}, "masks_dir": str(run / "masks"),
+                                              "dataset": "davis2017", "split": "val"}))
     board = tmp_path / "boards"
     record_run(FakeRecord(dataset="davis2017"), make_result([[0.5] * 4]), board)
     build = build_leaderboard(tmp_path / "gt", dataset="davis2017", runs=[run], measures=["J", "F"],
@@ -433,3 +435,59 @@ def test_unsupervised_run_folder_joins_the_davis2016_unsupervised_leaderboard(tm
     with pytest.raises(InputError, match="semi track"):
         build_leaderboard(tmp_path / "gt", dataset="davis2016", track="unsupervised", runs=[run],
                           measures=["J", "F"], leaderboard_dir=tmp_path / "refused")
+
+
+# -------------------------------------------------------------- identity and byte-for-byte rewrites ---
+
+@pytest.mark.parametrize("track", ["semi", "unsupervised"])
+def test_committed_leaderboard_is_rewritten_byte_for_byte(track, tmp_path):
+    """Reading a committed leaderboard and writing it again, with nothing changed, gives the same bytes
+    (no 1376 -> 1376.0, no paths made relative to another folder)."""
+    import shutil
+
+    from vosbench.reports.leaderboard import write_leaderboard
+
+    stem = f"davis2016-val-{track}"
+    committed = {p.name: p.read_bytes() for p in (REPO / "leaderboards").glob(f"{stem}.*")}
+    assert len(committed) == 4
+    for name in committed:
+        shutil.copy(REPO / "leaderboards" / name, tmp_path / name)
+    # Through the upsert path `vosbench leaderboard` and `vosbench run` take, with no new row ...
+    update_leaderboard([], tmp_path, dataset="davis2016", split="val", track=track)
+    assert {p.name: p.read_bytes() for p in tmp_path.glob(f"{stem}.*")} == committed
+    # ... and read into a DataFrame, then written from it.
+    meta = json.loads(committed[f"{stem}.json"])
+    table = read_leaderboard(tmp_path / f"{stem}.json")
+    out = tmp_path / "again"
+    paths = write_leaderboard(table, out, dataset=meta["dataset"], split=meta["split"], track=meta["track"],
+                              protocol=meta["protocol"], notes=meta["notes"], identity=meta["dataset_identity"])
+    for key, path in paths.items():
+        assert path.read_bytes() == committed[path.name], path.name
+
+
+def test_a_rewritten_board_keeps_integer_counts(tmp_path):
+    record_run(FakeRecord(n_frames=1376, n_sequences=20, n_objects=20), make_result([[0.5] * 4]), tmp_path)
+    first = {p.name: p.read_bytes() for p in tmp_path.glob("synthetic-val-semi*")}
+    assert b"1376.0" not in first["synthetic-val-semi.json"] and b"1376.0" not in first["synthetic-val-semi.csv"]
+    update_leaderboard([], tmp_path, dataset="synthetic", split="val", track="semi")
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("synthetic-val-semi*")} == first
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("track", ["semi", "unsupervised"])
+def test_committed_leaderboard_belongs_to_davis2016_val(track, davis2016_root):
+    """The committed boards name the real DAVIS 2016 val ground truth, and every row names its dataset;
+    a row that records a fingerprint records that one, and a "this run" row with a commit says whether
+    the checkout was dirty."""
+    from vosbench.io.factory import open_dataset
+    from vosbench.io.identity import dataset_identity
+
+    path = leaderboard_paths(REPO / "leaderboards", "davis2016", "val", track)["json"]
+    meta = json.loads(path.read_text())
+    expected = dataset_identity(open_dataset(None, davis2016_root, split="val")).to_dict()
+    assert meta["dataset_identity"] == expected and expected["n_sequences"] == 20
+    table = read_leaderboard(path)
+    assert set(table["dataset"]) == {"davis2016"}
+    assert set(table["gt_fingerprint"].dropna()) <= {"", expected["fingerprint"]}
+    made = table[(table["source"] == Source.THIS_RUN.value) & (table["commit"].fillna("") != "")]
+    assert all(len(c) == 40 for c in made["commit"]) and made["dirty"].isin([True, False]).all()

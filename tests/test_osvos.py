@@ -136,7 +136,7 @@ def test_a_weights_file_of_another_network_is_refused(tmp_path):
 def _train_config(root, out, steps, resume=False):
     from vosbench_baselines.training import TrainConfig
 
-    return TrainConfig(data=root, out=out, dataset="davis2017", split="train", steps=steps, seed=1, resume=resume,
+    return TrainConfig(data=root, out=out, dataset="synthetic", split="train", steps=steps, seed=1, resume=resume,
                        batch_size=2, learning_rate=3e-4, checkpoint_every=1, device="cpu", threads=1,
                        progress=False, options={"crop": 48})
 

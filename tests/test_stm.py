@@ -46,7 +46,7 @@ def _video(dataset, sequence: str) -> tuple[Video, np.ndarray]:
 
 
 def _config(root: Path, out: Path, steps: int, resume: bool = False) -> TrainConfig:
-    return TrainConfig(data=root, out=out, split="train", dataset="davis2017", steps=steps, seed=7, resume=resume,
+    return TrainConfig(data=root, out=out, split="train", dataset="synthetic", steps=steps, seed=7, resume=resume,
                        batch_size=2, checkpoint_every=1, device="cpu", threads=1, progress=False,
                        options={"crop": 64, "warmup": 1})
 
@@ -269,9 +269,11 @@ def test_run_command_end_to_end(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     status = main(["run", "--method", "stm", "--track", "semi", "--no-progress", "--threads", "1"])
     assert status == 0
-    runs = list((tmp_path / "runs").glob("stm-*"))
+    # Everything under $VOSBENCH_HOME (nothing in the working folder), on the synthetic dataset's board.
+    runs = list((tmp_path / "home" / "runs").glob("stm-synthetic-*"))
     assert runs and (runs[0] / "run.json").is_file()
-    assert list((tmp_path / "leaderboards").glob("*.csv"))
+    assert list((tmp_path / "home" / "leaderboards").glob("synthetic-*.csv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["home"]
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -143,7 +143,8 @@ class OSVOS(SemiSupervisedMethod):
             mask = cv2.resize((first == object_id).astype(np.uint8), frame0.shape[1::-1], interpolation=cv2.INTER_NEAREST)
             if mask.any() or self.finetune_empty_masks:
                 rng = np.random.default_rng([self.seed, object_id])
-                finetune_on_frame(net, frame0, mask, self.finetune, rng, self.torch_device, extra_of=self.finetune_extra)
+                finetune_on_frame(net, frame0, mask, self.finetune, rng, self.torch_device, extra_of=self.finetune_extra,
+                                  desc=f"{video.name} object {object_id}: fine-tuning")
             networks.append((object_id, net.eval()))
         self.last_finetune_seconds = time.perf_counter() - start
         log.info("%s: fine-tuned %d object(s) of %s in %.1f s", self.name, len(ids), video.name,

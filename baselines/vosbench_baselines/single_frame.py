@@ -260,7 +260,7 @@ class FinetuneConfig:
 
 def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: FinetuneConfig,
                       rng: np.random.Generator, device: str | torch.device,
-                      extra_of: Any = None) -> list[float]:
+                      extra_of: Any = None, desc: str = "fine-tuning") -> list[float]:
     """Fine-tune `net` in place on one frame; returns the losses.
 
     extra_of: for networks with an extra input channel, a function (mask, rng) -> the extra
@@ -289,7 +289,7 @@ def finetune_on_frame(net: SegNet, image: np.ndarray, mask: np.ndarray, config: 
         logits, sides = net.suffix(x4, images.shape[-2:], sides=True)
         return segmentation_loss(logits, targets) + 0.5 * sum(segmentation_loss(s, targets) for s in sides)
 
-    return finetune_online(net, config.steps, config.lr, loss_of_step)
+    return finetune_online(net, config.steps, config.lr, loss_of_step, desc=desc)
 
 
 def default_weights(name: str) -> Path:

@@ -62,7 +62,7 @@ PROCESSING_SIZE = 360
 
 def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, steps: int, lr: float,
                             seed: int, device: str | torch.device, crop: int = 256, batch: int = 2,
-                            dreams: int = 0) -> list[float]:
+                            dreams: int = 0, desc: str = "fine-tuning") -> list[float]:
     """Fine-tune `net` in place on clips made of one annotated frame under random warps.
 
     The clips are those of training's static clips (the STM paper's pre-training on images),
@@ -94,7 +94,7 @@ def finetune_on_first_frame(net: "STMNet", image: np.ndarray, mask: np.ndarray, 
         return clip_losses(net, torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device),
                            torch.from_numpy(counts).to(device))["loss"]
 
-    return finetune_online(net, steps, lr, loss_of_step)
+    return finetune_online(net, steps, lr, loss_of_step, desc=desc)
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1) -> nn.Conv2d:
@@ -424,7 +424,8 @@ class STM(SemiSupervisedMethod):
             net.encoder.requires_grad_(False)
         with torch.enable_grad():
             finetune_on_first_frame(net, image, mask, self.finetune_steps, self.finetune_lr, self.seed, self.device,
-                                    crop=self.finetune_crop, batch=self.finetune_batch, dreams=self.finetune_dreams)
+                                    crop=self.finetune_crop, batch=self.finetune_batch, dreams=self.finetune_dreams,
+                                    desc=f"{video.name}: fine-tuning")
         net.encoder.fold_batchnorm()
         self.last_finetune_seconds = time.perf_counter() - start
         log.info("stm: fine-tuned on frame %d of %s in %.1f s", t0, video.name, self.last_finetune_seconds)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from vosbench.errors import InputError
 from vosbench.io import atomic_path, atomic_write
+from vosbench.methods.progress import phase_bar
 from vosbench.methods.training import TrainConfig, TrainSummary
 
 log = logging.getLogger(__name__)
@@ -153,9 +154,10 @@ class LossLog:
 
 
 def finetune_online(net: nn.Module, steps: int, lr: float,
-                    loss_of_step: Callable[[], torch.Tensor | None]) -> list[float]:
+                    loss_of_step: Callable[[], torch.Tensor | None], desc: str = "fine-tuning") -> list[float]:
     """Online fine-tuning of `net` in place: `steps` Adam steps on what `loss_of_step` returns
-    (None skips a step), every trainable parameter at rate `lr`; returns the losses.
+    (None skips a step), every trainable parameter at rate `lr`; returns the losses. Shown as a
+    progress bar named `desc` when the runner shows progress (`vosbench.methods.progress`).
 
     BatchNorm layers keep the trained network's statistics: the batch statistics of a few
     augmented copies of one frame are no estimate of a video's.
@@ -166,7 +168,7 @@ def finetune_online(net: nn.Module, steps: int, lr: float,
         if isinstance(module, nn.BatchNorm2d):
             module.eval()
     losses = []
-    for _ in range(steps):
+    for _ in phase_bar(range(steps), desc=desc, unit="step"):
         loss = loss_of_step()
         if loss is None:
             continue

@@ -38,6 +38,7 @@ from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
 from vosbench.methods.base import SemiSupervisedMethod, UnsupervisedMethod, Video
+from vosbench.methods.progress import phase_bar
 
 log = logging.getLogger(__name__)
 
@@ -354,12 +355,13 @@ class UnsupervisedPipeline(UnsupervisedMethod):
 
     def detect(self, frames: list[np.ndarray], progress: Callable | None = None) -> list[list[Proposal]]:
         motion = []
-        for t, frame in enumerate(frames):
+        for t, frame in enumerate(phase_bar(frames, desc="motion", unit="frame")):
             other = frames[t + 1] if t + 1 < len(frames) else (frames[t - 1] if t else None)
             motion.append(motion_saliency(optical_flow(frame, other), seed=self.seed) if other is not None else None)
         motion = smooth_motion(motion)
         return [frame_proposals(self.objectness(frame), motion[t], max_proposals=self.max_objects,
-                                motion_floor=self.motion_floor) for t, frame in enumerate(frames)]
+                                motion_floor=self.motion_floor)
+                for t, frame in enumerate(phase_bar(frames, desc="objectness", unit="frame"))]
 
     def propagate_from(self, frames: list[np.ndarray], key: int, seed_map: np.ndarray
                        ) -> list[tuple[int, np.ndarray] | None]:
@@ -389,7 +391,7 @@ class UnsupervisedPipeline(UnsupervisedMethod):
         n = len(frames)
         out: list[dict[int, np.ndarray]] = [{i: np.zeros(frames[0].shape[:2], bool) for i in ids} for _ in range(n)]
         distance = np.full(n, np.inf)
-        for key in sorted(key_masks):
+        for key in phase_bar(sorted(key_masks), desc="propagation from key frames", unit="key"):
             if key not in runs:
                 runs[key] = self.propagate_from(frames, key, key_masks[key])
             for t, entry in enumerate(runs[key]):

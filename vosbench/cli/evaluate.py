@@ -7,6 +7,7 @@ from pathlib import Path
 
 from vosbench import evaluate
 from vosbench.cli.choices import add_enum_argument
+from vosbench.cli.dataset_args import add_dataset_arguments, dataset_kind
 from vosbench.errors import VosbenchError
 from vosbench.io.atomic import atomic_write
 from vosbench.io.factory import DatasetKind, open_dataset
@@ -17,12 +18,9 @@ log = logging.getLogger(__name__)
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--gt", required=True, type=Path, help="dataset root (the folder holding Annotations/)")
+    add_dataset_arguments(parser)
     parser.add_argument("--results", required=True, type=Path, help="folder with one sub-folder of PNG masks per sequence")
     add_enum_argument(parser, "--track", [Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
-    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2017)
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--resolution", default="480p")
 
 
 def add_parser(subparsers) -> None:
@@ -75,16 +73,17 @@ def parse_metric_options(items: list[str]) -> dict[str, dict]:
 def run(args: argparse.Namespace) -> int:
     if (args.seen_categories is None) != (args.unseen_categories is None):
         raise VosbenchError("--seen-categories and --unseen-categories go together.")
-    if args.seen_categories is not None and args.dataset is not DatasetKind.YOUTUBEVOS:
-        raise VosbenchError("--seen-categories/--unseen-categories apply to --dataset youtubevos only.")
-    result = evaluate(args.gt, args.results, dataset=args.dataset, track=args.track, split=args.split,
+    root, kind = dataset_kind(args)
+    if args.seen_categories is not None and kind is not DatasetKind.YOUTUBEVOS:
+        raise VosbenchError("--seen-categories/--unseen-categories apply to YouTube-VOS only.")
+    result = evaluate(root, args.results, dataset=kind, track=args.track, split=args.split,
                       resolution=args.resolution, jobs=args.jobs, backend=args.backend, scheduler=args.scheduler,
                       cache=args.cache, lenient=args.lenient, progress=args.progress, metrics=args.metrics,
                       metric_options=parse_metric_options(args.metric_option) or None)
     print(result.format_table())
     breakdown = None
     if args.seen_categories is not None:
-        breakdown = seen_unseen_breakdown(result, open_dataset(args.dataset, args.gt, split=args.split),
+        breakdown = seen_unseen_breakdown(result, open_dataset(kind, root, split=args.split),
                                           seen=read_category_list(args.seen_categories),
                                           unseen=read_category_list(args.unseen_categories))
         print("\n------------------- YouTube-VOS seen / unseen -------------------")
@@ -96,4 +95,7 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(target, breakdown.to_csv(index=False, float_format="%.3f", lineterminator="\n"))
         paths["seen_unseen"] = target
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    if result.skipped:
+        print(f"\nPARTIAL: {len(result.skipped)} sequence(s) skipped (--lenient); the tables cover the scored "
+              "sequences only. Exit status 1.")
     return 1 if result.skipped else 0

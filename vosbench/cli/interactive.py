@@ -8,7 +8,7 @@ from pathlib import Path
 
 from vosbench.cli.choices import add_enum_argument, add_option_argument, parse_options
 from vosbench.errors import VosbenchError
-from vosbench.io.factory import DatasetKind, open_dataset
+from vosbench.cli.dataset_args import add_dataset_arguments, default_out, open_cli_dataset
 from vosbench.tracks.interactive.engine import BudgetRule
 
 log = logging.getLogger(__name__)
@@ -23,18 +23,14 @@ def add_parser(subparsers) -> None:
         description="Play the DAVIS interactive protocol end to end: the robot draws the official scribbles, "
                     "the method answers with masks, the time budget is charged with the method's answer times "
                     "(--budget-rule wall-clock: as the framework does); prints the protocol, J&F@60s, AUC and the "
-                    "J&F-vs-time curve. Without --dataset it runs on the embedded synthetic dataset; without --method it plays "
-                    f"the strongest interactive baseline ({DEFAULT_METHOD}).")
+                    "J&F-vs-time curve. Without --gt it runs on the embedded synthetic dataset; without --method it "
+                    f"plays the strongest interactive baseline ({DEFAULT_METHOD}).")
     parser.add_argument("--robot", action="store_true", default=True,
                         help="scribbles come from the robot (the only mode, and the default; the official command "
                              "line names it)")
     parser.add_argument("--method", default=DEFAULT_METHOD,
                         help=f"registered interactive method (default: {DEFAULT_METHOD})")
-    add_enum_argument(parser, "--dataset", DatasetKind, default=None,
-                      help="dataset kind (default: the embedded synthetic dataset)")
-    parser.add_argument("--gt", type=Path, default=None, help="dataset root (needed with --dataset)")
-    parser.add_argument("--split", default="val")
-    parser.add_argument("--resolution", default="480p")
+    add_dataset_arguments(parser)
     parser.add_argument("--sequences", nargs="+", default=None, help="only these sequences")
     parser.add_argument("--scribbles", type=Path, default=None,
                         help="folder of <sequence>/<NNN>.json first scribbles (default: <gt>/Scribbles when present; "
@@ -52,7 +48,7 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--device", default="auto")
     add_option_argument(parser, help="a constructor option of the method, e.g. propagator=zero-motion (repeatable)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output folder (default: ./interactive-<dataset>-<method>)")
+                        help="output folder (default: $VOSBENCH_HOME/interactive/<dataset>-<method>)")
     parser.add_argument("--restart", action="store_true",
                         help="play every sample again (by default finished samples of an interrupted run of the "
                              "same method and parameters are taken from <out>/.checkpoint)")
@@ -66,18 +62,8 @@ def run(args: argparse.Namespace) -> int:
     from vosbench.methods.registry import check_options, load_method
     from vosbench.tracks.interactive.session import SessionParams, find_samples, run_session
 
-    if args.dataset is None:
-        if args.gt is not None:
-            raise VosbenchError("--gt needs --dataset (davis2016, davis2017, ...)")
-        from vosbench.io.synthetic import default_dataset_root
-
-        dataset = open_dataset(DatasetKind.DAVIS2017, default_dataset_root(), split=args.split)
-        tag = "synthetic"
-    else:
-        if args.gt is None:
-            raise VosbenchError("--dataset needs --gt ROOT, the folder holding Annotations/")
-        dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution)
-        tag = args.dataset.value
+    dataset = open_cli_dataset(args)
+    tag = dataset.name
     options = parse_options(args.option)
     check_options(args.method, options)
     method = load_method(args.method, device=args.device, **options)
@@ -86,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     params = SessionParams(max_interactions=args.max_interactions, max_time=args.max_time,
                            threshold=args.threshold, seed=args.seed, budget_rule=args.budget_rule)
     samples = find_samples(dataset, args.scribbles, sequences=args.sequences)
-    out = args.out or Path(f"interactive-{tag}-{args.method}")
+    out = args.out or default_out("interactive", f"{tag}-{args.method}")
     checkpoint = out / ".checkpoint"
     if args.restart and checkpoint.is_dir():
         shutil.rmtree(checkpoint)
@@ -99,4 +85,5 @@ def run(args: argparse.Namespace) -> int:
         paths["plot"] = plot_curve(result.curve, out / "curve.png", threshold=params.threshold, label=args.method)
     print(result.format_table())
     log.info("wrote %s", ", ".join(str(p) for p in paths.values()))
+    print(f"output folder: {out}")
     return 0

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from vosbench.cli.choices import add_enum_argument
-from vosbench.io.factory import DatasetKind
+from vosbench.cli.dataset_args import add_dataset_arguments, dataset_kind, default_leaderboard_dir
 from vosbench.tracks.params import Track
 
 log = logging.getLogger(__name__)
@@ -17,12 +17,11 @@ def add_parser(subparsers) -> None:
         "leaderboard", help="build the leaderboard of published masks and vosbench runs (csv, md, json)",
         description="Score each folder of published result masks (J, F and temporal stability T), quote the "
                     "published figures beside them, add vosbench runs, and write "
-                    "<out>/<dataset>-<split>-<track>.{csv,md,json}. Rows of runs recorded earlier are kept.")
-    parser.add_argument("--gt", required=True, type=Path, help="dataset root (the folder holding Annotations/)")
-    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2016)
-    parser.add_argument("--split", default="val")
+                    "<out>/<dataset>-<split>-<track>.{csv,md,json}. Rows of runs recorded earlier are kept. The "
+                    "leaderboard belongs to the dataset at --gt (its identity: kind, split, resolution, number of "
+                    "sequences, ground-truth fingerprint); a run made on other data is refused.")
+    add_dataset_arguments(parser)
     add_enum_argument(parser, "--track", [Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
-    parser.add_argument("--resolution", default="480p")
     parser.add_argument("--published", type=Path, default=None,
                         help="folder of <method>/<sequence>/<frame>.png published result masks")
     parser.add_argument("--official", type=Path, default=None,
@@ -45,7 +44,9 @@ def add_parser(subparsers) -> None:
                              "with the first frame's ground truth (the DAVIS toolkit's eval_result, by which "
                              "AnDiff's published T was made); their rows say so")
     parser.add_argument("--measures", default="J,F,T", help="comma-separated: J,F (fast) or J,F,T (default)")
-    parser.add_argument("--out", type=Path, default=Path("leaderboards"), help="leaderboard folder")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="leaderboard folder (default: $VOSBENCH_HOME/leaderboards, where `vosbench run` records "
+                             "its rows; pass --out leaderboards to update the tables committed in a clone)")
     parser.add_argument("--jobs", type=int, default=1, help="processes over sequences (-1: all cores)")
     parser.add_argument("--no-cache", dest="cache", action="store_false", help="recompute every score")
     parser.add_argument("--backend", default=None, choices=["loky", "threading", "multiprocessing", "dask"],
@@ -58,9 +59,12 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from vosbench.reports.collect import build_leaderboard, parse_measures
 
-    build = build_leaderboard(args.gt, dataset=args.dataset.value, split=args.split, track=args.track.value,
+    root, kind = dataset_kind(args)
+    print(f"dataset: {kind.value} at {root}", flush=True)
+    build = build_leaderboard(root, dataset=kind.value, split=args.split, track=args.track.value,
                               published=args.published, official=args.official, runs=args.runs,
-                              measures=parse_measures(args.measures), leaderboard_dir=args.out,
+                              measures=parse_measures(args.measures),
+                              leaderboard_dir=args.out or default_leaderboard_dir(),
                               resolution=args.resolution, jobs=args.jobs, cache=args.cache,
                               progress=args.progress, t_without_first_reference=args.t_without_first_reference,
                               methods=args.methods, backend=args.backend, scheduler=args.scheduler)

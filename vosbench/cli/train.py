@@ -10,9 +10,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from vosbench.cli.choices import add_enum_argument, add_option_argument, parse_options
+from vosbench.cli.choices import add_option_argument, parse_options
 from vosbench.errors import VosbenchError
-from vosbench.io.factory import DatasetKind
+from vosbench.cli.dataset_args import add_dataset_arguments, dataset_kind, default_out
+from vosbench.io.factory import open_dataset
 from vosbench.methods.registry import get_method
 from vosbench.methods.training import TrainConfig
 
@@ -22,11 +23,12 @@ log = logging.getLogger(__name__)
 def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a method on a dataset split (seeded, resumable)")
     parser.add_argument("--method", required=True, help="registered method name, e.g. stm")
-    parser.add_argument("--data", required=True, type=Path, help="dataset root (e.g. a DAVIS folder)")
-    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2016)
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--resolution", default="480p", help="annotation resolution folder")
-    parser.add_argument("--out", type=Path, default=None, help="run folder (default runs/train-METHOD)")
+    add_dataset_arguments(parser, split="train", gt_flags=("--gt", "--data"),
+                          gt_help="dataset root, e.g. a DAVIS folder (default: the embedded synthetic dataset, "
+                                  "whose train split `vosbench run` leaves out)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="training folder: checkpoints, losses, weights (default: "
+                             "$VOSBENCH_HOME/train/<method>-<dataset>)")
     parser.add_argument("--steps", type=int, default=3000, help="step budget")
     parser.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget; stops cleanly")
     parser.add_argument("--seed", type=int, default=0)
@@ -46,8 +48,12 @@ def run(args: argparse.Namespace) -> int:
     train = getattr(cls, "train", None)
     if not callable(train):
         raise VosbenchError(f"method {args.method!r} cannot be trained by vosbench (its class has no train()).")
-    config = TrainConfig(data=args.data, out=args.out or Path("runs") / f"train-{args.method}", split=args.split,
-                         dataset=args.dataset.value, resolution=args.resolution, steps=args.steps,
+    root, kind = dataset_kind(args)
+    name = open_dataset(kind, root, split=args.split, resolution=args.resolution).name
+    print(f"dataset: {name} {args.split} at {root}", flush=True)
+    out = args.out or default_out("train", f"{args.method}-{name}")
+    config = TrainConfig(data=root, out=out, split=args.split,
+                         dataset=kind.value, resolution=args.resolution, steps=args.steps,
                          max_minutes=args.max_minutes, seed=args.seed, resume=args.resume,
                          batch_size=args.batch_size, learning_rate=args.learning_rate,
                          checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import logging
 
+from vosbench.cli.dataset_args import dataset_kind
 from vosbench.cli.evaluate import add_common_arguments
 from vosbench.io.factory import open_dataset
 from vosbench.tracks.params import EvalParams, Track
@@ -19,9 +20,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution,
+    root, kind = dataset_kind(args)
+    dataset = open_dataset(kind, root, split=args.split, resolution=args.resolution,
                            unsupervised=args.track is Track.UNSUPERVISED)
-    params = EvalParams.official(args.track, dataset=args.dataset)
+    params = EvalParams.official(args.track, dataset=kind)
     from vosbench.tracks.benchmarks import benchmark_problems, uses_benchmark_jobs
     from vosbench.tracks.first_frame import is_test_split, validate_against_first_frames
 

@@ -43,6 +43,10 @@ class Dataset(ABC):
     """
 
     name: str = "dataset"
+    # What the data is (davis2016, davis2017, youtubevos, synthetic, folder) and its name for people;
+    # see vosbench.io.identity.
+    kind: str = "folder"
+    title: str = ""
     binary: bool = False
     root: Path
     # The registered metrics (`vosbench.metrics.registry`) its official protocol reports; None: J and F.
@@ -120,7 +124,8 @@ class DavisDataset(Dataset):
         self.split = split
         self.resolution = resolution
         self.binary = self.year == 2016
-        self.name = f"davis{self.year}"
+        self.name = self.kind = f"davis{self.year}"
+        self.title = f"DAVIS {self.year}"
         self._image_resolution = image_resolution
         # DAVIS 2017 keeps the unsupervised track's ground truth in Annotations_unsupervised.
         self.annotations = annotations if (self.root / annotations).is_dir() else "Annotations"
@@ -207,4 +212,4 @@ class DavisDataset(Dataset):
         return folder / f"{frame}.jpg"
 
     def describe(self) -> str:
-        return f"DAVIS {self.year} {self.split} ({self.resolution}) at {self.root}"
+        return f"{self.title} {self.split} ({self.resolution}) at {self.root}"

@@ -36,6 +36,7 @@ from PIL import Image
 from scipy import ndimage
 
 from vosbench.errors import InputError
+from vosbench.io.identity import SYNTHETIC_MANIFEST
 from vosbench.io.masks import VOID_LABEL, write_mask
 from vosbench.io.paths import vosbench_home
 
@@ -43,7 +44,7 @@ log = logging.getLogger(__name__)
 
 # Bump when the same seed and parameters would give different data, so cached copies are not reused.
 GENERATOR_VERSION = 2
-MANIFEST_NAME = "synthetic.json"
+MANIFEST_NAME = SYNTHETIC_MANIFEST
 RESOLUTION_FOLDER = "480p"   # the folder name DAVIS tools expect, whatever the frame size
 OBJECT_TEXTURES = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "retina")
 BACKGROUNDS = ("grass", "gravel", "brick", "hubble_deep_field", "stereo_motorcycle", "moon")

@@ -44,7 +44,8 @@ class YouTubeVOSDataset(Dataset):
                  meta: str | os.PathLike | None = None, resolution: str | None = None):
         given = Path(root)
         self.split = split
-        self.name = "youtubevos"
+        self.name = self.kind = "youtubevos"
+        self.title = "YouTube-VOS"
         folder = SPLIT_FOLDERS.get(split, split)
         if (given / "Annotations").is_dir():
             self.root = given

@@ -37,9 +37,11 @@ import numpy as np
 from vosbench.errors import VosbenchError
 from vosbench.io.atomic import atomic_write
 from vosbench.io.datasets import Dataset
+from vosbench.io.identity import code_revision, dataset_identity
 from vosbench.io.masks import VOID_LABEL, write_mask
 from vosbench.methods.base import LazyFrames, Method, Video
 from vosbench.methods.device import configure_threads
+from vosbench.methods.progress import showing_progress
 from vosbench.tracks.parallel import joblib_backend, parallel_runner
 from vosbench.tracks.params import Track
 
@@ -70,9 +72,30 @@ class RunRecord:
     options: dict = field(default_factory=dict)
     jobs: int = 1          # workers segmenting sequences at once (seconds are still each sequence's own)
     input_height: int | None = None   # rows of the frames the method was given (None: the annotations')
+    # The data (vosbench.io.identity.DatasetIdentity as a dict) and the code the masks were made with:
+    # the checkout's commit and whether its files differed from it ("" / None outside a checkout).
+    dataset_identity: dict = field(default_factory=dict)
+    commit: str = ""
+    dirty: bool | None = None
+    threads: int | None = None     # torch threads of each worker (None: not set by the run)
+    cpu: str = ""                  # the processor's model name (a learned method's last digits depend on it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def cpu_model() -> str:
+    """The processor's model name (/proc/cpuinfo on Linux, else `platform.processor()`)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            for line in handle:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _jsonable(value: Any) -> Any:
@@ -148,9 +171,10 @@ def _check_mask(mask: Any, shape: tuple[int, int], method: Method, sequence: str
     return mask
 
 
-def _segment_sequence(method: Method, video: Video, out: Path, write_size: tuple[int, int] | None = None) -> float:
+def _segment_sequence(method: Method, video: Video, out: Path, write_size: tuple[int, int] | None = None,
+                      on_mask: Callable[[], None] | None = None) -> float:
     """Run the method over one video, write its masks (scaled to `write_size`, nearest neighbour,
-    when given); return the seconds the method took."""
+    when given); return the seconds the method took. `on_mask` is called after each mask written."""
     import cv2
 
     shape = video.size
@@ -174,6 +198,8 @@ def _segment_sequence(method: Method, video: Video, out: Path, write_size: tuple
             mask = cv2.resize(mask, (write_size[1], write_size[0]), interpolation=cv2.INTER_NEAREST)
         write_mask(out / f"{video.frame_names[produced]}.png", mask)
         produced += 1
+        if on_mask is not None:
+            on_mask()
     if produced != n_frames:
         raise VosbenchError(f"method {method.name!r} returned {produced} masks for the {n_frames} frames of "
                             f"{video.name!r}; it must return one per frame.")
@@ -223,7 +249,8 @@ def _frame_reader(dataset: Dataset, sequence: str, size: tuple[int, int], asked:
 
 
 def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[str], folder: Path, track: Track,
-                      identity: dict[str, Any], input_height: int | None = None) -> tuple[float, int]:
+                      identity: dict[str, Any], input_height: int | None = None,
+                      on_mask: Callable[[], None] | None = None) -> tuple[float, int]:
     """Segment one sequence into `folder` and write its completion marker; (seconds, objects)."""
     # A stale or partial sequence: drop its marker first, so a crash now leaves it unfinished.
     (folder / MARKER_NAME).unlink(missing_ok=True)
@@ -246,7 +273,7 @@ def _segment_and_mark(method: Method, dataset: Dataset, seq: str, frames: list[s
         given = {t: cv2.resize(m, (size[1], size[0]), interpolation=cv2.INTER_NEAREST) for t, m in given.items()}
     video = Video(name=seq, frames=LazyFrames(_frame_reader(dataset, seq, size, asked=scaled), frames),
                   frame_names=list(frames), given_masks=given, object_ids=object_ids)
-    took = _segment_sequence(method, video, folder, write_size=annotation_size if scaled else None)
+    took = _segment_sequence(method, video, folder, write_size=annotation_size if scaled else None, on_mask=on_mask)
     atomic_write(folder / MARKER_NAME, json.dumps({
         "format": MARKER_FORMAT, "identity": identity, "track": track.value, "frames": list(frames),
         "input_height": input_height,
@@ -345,6 +372,8 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
     if progress and todo:
         from tqdm.auto import tqdm
 
+        # Frames of the whole run, one by one (a method's own phases, its online fine-tuning, show
+        # their own bars below it): the rate and the time left count everything the method does.
         bar = tqdm(total=sum(len(frame_lists[s]) for s in todo), desc=method.name, unit="frame", leave=False)
     seconds = sum(float(m["seconds"]) for m in done.values())
     n_objects = sum(int(m["n_objects"]) for m in done.values())
@@ -354,12 +383,12 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
             for seq in todo:
                 if bar is not None:
                     bar.set_postfix_str(seq)
-                took, count = _segment_and_mark(method, dataset, seq, frame_lists[seq], out / seq, track, identity,
-                                                input_height)
+                with showing_progress(bar is not None):
+                    took, count = _segment_and_mark(method, dataset, seq, frame_lists[seq], out / seq, track,
+                                                    identity, input_height,
+                                                    on_mask=(lambda: bar.update(1)) if bar is not None else None)
                 seconds += took
                 n_objects += count
-                if bar is not None:
-                    bar.update(len(frame_lists[seq]))
         elif todo:
             from joblib import delayed, effective_n_jobs
 
@@ -379,10 +408,17 @@ def segment_dataset(method: Method, dataset: Dataset, out_dir: str | Path, *, tr
         if bar is not None:
             bar.close()
     n_frames = sum(len(frame_lists[s]) for s in sequences)
+    if jobs == 1:
+        worker_threads = threads
+    else:
+        worker_threads = max(1, threads // workers) if threads and backend != "dask" else None
+    revision = code_revision()
     return RunRecord(
         method=method.name, track=track.value, dataset=dataset.name, split=str(getattr(dataset, "split", "")),
         resolution=str(getattr(dataset, "resolution", "")), device=str(method.device), n_sequences=len(sequences),
         n_frames=n_frames, n_objects=n_objects, seconds=seconds,
         seconds_per_frame=seconds / n_frames if n_frames else float("nan"), masks_dir=str(out), started=started,
         vosbench_version=__version__, options=_jsonable(method.options), jobs=workers,
-        input_height=input_height)
+        input_height=input_height, dataset_identity=dataset_identity(dataset).to_dict(),
+        commit=revision["commit"], dirty=revision["dirty"], threads=worker_threads,
+        cpu=cpu_model() if str(method.device).startswith("cpu") else "")

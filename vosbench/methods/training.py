@@ -17,7 +17,7 @@ class TrainConfig:
     data: Path
     out: Path
     split: str = "train"
-    dataset: str = "davis2016"
+    dataset: str | None = None     # the kind of `data`; None: detected from the folder
     resolution: str = "480p"
     steps: int = 3000
     max_minutes: float | None = None

@@ -29,8 +29,10 @@ from typing import Any, Iterable, Mapping, Sequence
 import pandas as pd
 
 from vosbench.errors import InputError
-from vosbench.reports.leaderboard import (Source, read_leaderboard, reproduction_table, row_from_result,
-                                          row_from_summary, sequence_rows, short_path, update_leaderboard)
+from vosbench.io.identity import DatasetIdentity
+from vosbench.reports.leaderboard import (IdentityMismatch, Source, check_identity, leaderboard_paths,
+                                          read_leaderboard, reproduction_table, row_from_result, row_from_summary,
+                                          run_masks_path, sequence_rows, short_path, update_leaderboard)
 from vosbench.tracks.params import EvalParams, Track
 
 log = logging.getLogger(__name__)
@@ -226,17 +228,22 @@ def _official_protocol(track: str, dataset: str) -> dict[str, Any] | None:
 def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset: str, split: str, track: str,
             resolution: str = "480p", measures: frozenset[Measure] = frozenset({Measure.J, Measure.F}),
             jobs: int = 1, progress: bool = False, sequences_out: list[dict[str, Any]] | None = None,
-            backend: str | None = None, scheduler: str | None = None
-            ) -> dict[str, Any]:
+            backend: str | None = None, scheduler: str | None = None,
+            identity: DatasetIdentity | None = None, board: str | os.PathLike | None = None) -> dict[str, Any]:
     """The leaderboard row of one vosbench run folder (its record, its scores; masks scored if need be).
 
     sequences_out: when given, the run's per-object rows (J, F and, when measured, T) are appended
         to it, for the leaderboard's per-sequence table.
+    identity: the leaderboard's dataset (`board`: its file, for messages). A run recorded on other data
+        (run.json's ``dataset_identity``; for a record without one, its dataset name, split and number
+        of sequences) is refused with `IdentityMismatch`, naming both.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "is not a run folder.", "Pass folders written by `vosbench run`.")
     record = _run_record(folder)
+    if identity is not None:
+        _check_run_identity(folder, record, identity, board)
     if record.get("track") and str(record["track"]) != Track(track).value:
         raise InputError(folder, f"is a run of the {record['track']} track, not of the {Track(track).value} track.",
                          f"Pass it to the leaderboard of its track (--track {record['track']}).")
@@ -269,7 +276,11 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
                                  backend=backend, scheduler=scheduler)
             summary["T-Mean"] = t_mean(t_scores, _eval_t(dataset))
     info = {k: record.get(k) for k in ("device", "n_sequences", "n_frames", "n_objects", "resolution",
-                                       "vosbench_version") if record.get(k) is not None}
+                                       "vosbench_version", "commit", "dirty", "threads", "cpu")
+            if record.get(k) is not None}
+    recorded = record.get("dataset_identity") or {}
+    info["dataset"] = recorded.get("name") or (identity.name if identity is not None else record.get("dataset"))
+    info["gt_fingerprint"] = recorded.get("fingerprint", "")
     spf = record.get("seconds_per_frame")
     if sequences_out is not None:
         per_object = None if result is None else result.per_object
@@ -280,12 +291,34 @@ def run_row(folder: str | os.PathLike, *, gt: str | os.PathLike | None, dataset:
         sequences_out += sequence_rows(str(record.get("method") or folder.name), per_object,
                                        source=Source.THIS_RUN, options=record.get("options"), t_scores=t_scores)
     return row_from_summary(str(record.get("method") or folder.name), summary, source=Source.THIS_RUN,
-                            options=record.get("options"), masks=short_path(masks),
+                            options=record.get("options"), masks=run_masks_path(masks),
                             seconds_per_frame=float(spf) if spf is not None else None,
                             date=str(record.get("started") or "")[:19] or None, **info)
 
 
-def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val", track: str = "semi",
+def _check_run_identity(folder: Path, record: Mapping[str, Any], identity: DatasetIdentity,
+                        board: str | os.PathLike | None) -> None:
+    what = f"the run in {folder}"
+    recorded = record.get("dataset_identity")
+    if recorded:
+        check_identity(identity, recorded, where=board, what=what)
+        return
+    # A run.json written before datasets had identities: what it does say must agree.
+    said = {"name": record.get("dataset"), "split": record.get("split"), "n_sequences": record.get("n_sequences")}
+    board_values = {"name": identity.name, "split": identity.split, "n_sequences": identity.n_sequences}
+    differ = [k for k, v in said.items() if v is not None and str(v) != str(board_values[k])]
+    if differ or said["name"] is None:
+        made_on = ", ".join(f"{k} {said[k]}" for k in said if said[k] is not None) or "unnamed data"
+        raise IdentityMismatch(board, f"is the leaderboard of {identity.describe()}; {what} was made on "
+                               f"{made_on} (it differs in {', '.join(differ) or 'name: not recorded'}).",
+                               "Record it on the leaderboard of its own dataset, or run the method on "
+                               f"{identity.title} {identity.split}.")
+    log.warning("%s: run.json records no dataset identity (made before vosbench recorded one); its dataset name, "
+                "split and number of sequences agree with %s", folder, identity.describe())
+
+
+def build_leaderboard(gt: str | os.PathLike, *, dataset: str | None = None, split: str = "val",
+                      track: str = "semi",
                       published: str | os.PathLike | None = None, official: str | os.PathLike | None = None,
                       runs: Sequence[str | os.PathLike] = (), measures: Iterable[Measure | str] = ("J", "F", "T"),
                       leaderboard_dir: str | os.PathLike = "leaderboards", resolution: str = "480p",
@@ -308,9 +341,29 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
         note gives their T the other way.
     """
     import vosbench
-    from vosbench.io.factory import open_dataset
+    from vosbench.io.factory import detect_dataset_kind, open_dataset
+    from vosbench.io.identity import dataset_identity
     from vosbench.reports.temporal_scores import results_t, t_mean
 
+    rewrite = published is None and official is None and not runs
+    if rewrite and not any(Path(leaderboard_dir).glob(f"*-{split}-{track}.json")):
+        raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")
+    # The leaderboard belongs to the dataset at `gt` (kind checked against the folder), named by it.
+    dataset = detect_dataset_kind(gt, dataset).value
+    ds = open_dataset(dataset, gt, split=split, resolution=resolution)
+    identity = dataset_identity(ds)
+    paths = leaderboard_paths(leaderboard_dir, identity.name, split, track)
+    board = paths["md"]
+    if rewrite:
+        # Nothing new: the existing leaderboard of this dataset is written again (byte for byte when it is
+        # already in the current format; one written before identities takes this dataset's).
+        if not paths["json"].is_file():
+            raise InputError(paths["json"], "nothing to put on the leaderboard, and no leaderboard of this dataset "
+                             "to rewrite.", "Pass --published and/or --runs.")
+        paths = update_leaderboard([], leaderboard_dir, dataset=identity.name, split=split, track=str(track),
+                                   identity=identity)
+        table = read_leaderboard(paths["json"])
+        return LeaderboardBuild(rows=[], paths=paths, table=table, reproduction=reproduction_table(table))
     measures = parse_measures([m.value if isinstance(m, Measure) else m for m in measures])
     methods = list(methods) if methods else None
     rows: list[dict[str, Any]] = []
@@ -342,7 +395,6 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
     left_out = offered - set(folders) - set(chosen_quoted)
 
     if published is not None:
-        ds = open_dataset(dataset, gt, split=split, resolution=resolution)
         notes = []
         for method, folder in folders.items():
             log.info("scoring the published masks of %s", method)
@@ -371,10 +423,12 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
                                           t_scores=scores)
             rows.append(row_from_result(method, result, source=Source.RECOMPUTED, t_mean=t_value, options=options,
                                         masks=short_path(folder, published.parent), resolution=resolution,
-                                        vosbench_version=vosbench.__version__))
+                                        vosbench_version=vosbench.__version__, dataset=identity.name,
+                                        gt_fingerprint=identity.fingerprint))
     for method in chosen_quoted:
         rows.append(row_from_summary(method, quoted[method], source=Source.PUBLISHED,
-                                     masks=short_path(official, Path(official).parent.parent)))
+                                     masks=short_path(official, Path(official).parent.parent),
+                                     dataset=identity.name))
     # A rebuild that leaves a published method out takes its earlier rows away too.
     drop += [(m, source.value) for m in sorted(left_out) for source in (Source.RECOMPUTED, Source.PUBLISHED)]
     if left_out:
@@ -385,12 +439,12 @@ def build_leaderboard(gt: str | os.PathLike, *, dataset: str, split: str = "val"
         rows.append(run_row(folder, gt=gt, dataset=str(dataset), split=split, track=str(track),
                             resolution=resolution, measures=measures, jobs=jobs, progress=progress,
                             backend=backend, scheduler=scheduler,
-                            sequences_out=per_sequence))
+                            sequences_out=per_sequence, identity=identity, board=board))
     if not rows:
         raise InputError(None, "nothing to put on the leaderboard.", "Pass --published and/or --runs.")
     if notes:
         notes.insert(0, "Notes:")
-    paths = update_leaderboard(rows, leaderboard_dir, dataset=str(dataset), split=split, track=str(track),
-                               protocol=protocol, sequences=per_sequence, drop=drop, notes=notes)
+    paths = update_leaderboard(rows, leaderboard_dir, dataset=identity.name, split=split, track=str(track),
+                               protocol=protocol, sequences=per_sequence, drop=drop, notes=notes, identity=identity)
     table = read_leaderboard(paths["json"])
     return LeaderboardBuild(rows=rows, paths=paths, table=table, reproduction=reproduction_table(table))

@@ -8,7 +8,16 @@ its row instead of adding a second one.
 
 The three files are rewritten together under a lock, each atomically, so a
 reader never sees a half-written table and two runs finishing at once do not
-lose each other's rows.
+lose each other's rows. A table read and written again without a change is
+byte-identical.
+
+A leaderboard belongs to one dataset: its JSON holds the dataset's identity
+(`vosbench.io.identity.DatasetIdentity`: kind, name, split, resolution, number of
+sequences, ground-truth fingerprint), every row names the dataset and the
+fingerprint of the ground truth it was computed on, and a row made on other data
+is refused with an error naming both (`IdentityMismatch`). Rows of `vosbench run`
+also record the commit of the code that made them and whether the checkout was
+dirty.
 """
 from __future__ import annotations
 
@@ -27,12 +36,16 @@ import pandas as pd
 
 from vosbench.errors import InputError
 from vosbench.io.atomic import atomic_write
+from vosbench.io.identity import DatasetIdentity
 
 log = logging.getLogger(__name__)
 
 MEASURE_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay", "T-Mean"]
 INFO_COLUMNS = ["seconds_per_frame", "device", "source", "options", "n_sequences", "n_frames", "n_objects",
-                "resolution", "vosbench_version", "date", "masks"]
+                "resolution", "vosbench_version", "date", "masks", "dataset", "gt_fingerprint", "commit", "dirty",
+                "threads", "cpu"]
+# Counts, kept as integers through every read and write (a table rewritten unchanged is byte-identical).
+INT_COLUMNS = ["n_sequences", "n_frames", "n_objects", "threads"]
 COLUMNS = ["method"] + MEASURE_COLUMNS + INFO_COLUMNS
 KEY_COLUMNS = ["method", "source", "options"]
 # Lower is better for these; every other measure column is higher-is-better.
@@ -198,13 +211,24 @@ def row_from_record(record: Any, result: Any, t_mean: float | None = None) -> di
     started = _field(record, "started")
     date = _text(started)[:19] if started else _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     masks = _field(record, "masks_dir")
+    identity = _field(record, "dataset_identity") or {}
     return row_from_result(
         _text(method), result, source=Source.THIS_RUN, options=_field(record, "options"), t_mean=t_mean,
         seconds_per_frame=_float(_field(record, "seconds_per_frame")), device=_text(_field(record, "device")),
         n_sequences=_field(record, "n_sequences") or len(getattr(result, "sequences", []) or []) or None,
         n_frames=_field(record, "n_frames"), n_objects=_field(record, "n_objects"),
         resolution=_text(_field(record, "resolution")), vosbench_version=_text(_field(record, "vosbench_version")),
-        date=date, masks=short_path(masks))
+        date=date, masks=run_masks_path(masks), dataset=identity.get("name") or _text(_field(record, "dataset")),
+        gt_fingerprint=identity.get("fingerprint", ""), commit=_text(_field(record, "commit")),
+        dirty=_field(record, "dirty"), threads=_field(record, "threads"), cpu=_text(_field(record, "cpu")))
+
+
+def run_masks_path(masks: str | os.PathLike | None) -> str:
+    """A run's masks folder as a leaderboard shows it: ``<run folder name>/<masks folder name>``, the same
+    from whatever folder the table is written."""
+    if masks is None or str(masks) == "":
+        return ""
+    return Path(*Path(masks).parts[-2:]).as_posix()
 
 
 # -- reading and writing -------------------------------------------------------
@@ -242,6 +266,9 @@ def normalise(frame: pd.DataFrame) -> pd.DataFrame:
             frame[column] = None
     for column in MEASURE_COLUMNS + ["seconds_per_frame"]:
         frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    for column in INT_COLUMNS:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").round().astype("Int64")
+    frame["dirty"] = frame["dirty"].map(_flag).astype(object)
     for column in KEY_COLUMNS:
         frame[column] = frame[column].map(lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v))
                                           else str(v))
@@ -287,8 +314,16 @@ def sort_table(table: pd.DataFrame) -> pd.DataFrame:
     return order.drop(columns=["_best", "_jf", "_src"]).reset_index(drop=True)
 
 
+def _flag(value: Any) -> bool | None:
+    """True/False from a bool or its text in a CSV; None when not recorded."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    text = "" if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) else str(value)
+    return {"true": True, "false": False}.get(text.strip().lower())
+
+
 def _json_value(value: Any) -> Any:
-    if value is None:
+    if value is None or value is pd.NA:
         return None
     if isinstance(value, float):
         return None if math.isnan(value) else value
@@ -307,11 +342,13 @@ def render_csv(table: pd.DataFrame) -> str:
 
 
 def _cell(value: Any, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or (
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)) or (
             column == "device" and value in ("", "None")):
         return "–"
     if column == "seconds_per_frame":
         return f"{float(value):.3g}"
+    if column == "commit":
+        return str(value)[:10] if str(value) else "–"
     if column in MEASURE_COLUMNS:
         text = f"{float(value):.3f}"
         return "0.000" if text == "-0.000" else text  # rounding noise of a zero (e.g. T of a still mask)
@@ -319,7 +356,7 @@ def _cell(value: Any, column: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-MARKDOWN_COLUMNS = ["method", "source"] + MEASURE_COLUMNS + ["seconds_per_frame", "device", "options"]
+MARKDOWN_COLUMNS = ["method", "source"] + MEASURE_COLUMNS + ["seconds_per_frame", "device", "commit", "options"]
 MARKDOWN_HEADERS = {"J&F-Mean": "J&F", "J-Mean": "J Mean", "J-Recall": "J Recall", "J-Decay": "J Decay",
                     "F-Mean": "F Mean", "F-Recall": "F Recall", "F-Decay": "F Decay", "T-Mean": "T Mean",
                     "seconds_per_frame": "s/frame"}
@@ -336,26 +373,40 @@ def _markdown_columns(table: pd.DataFrame) -> list[str]:
     return MARKDOWN_COLUMNS[:at] + extra_measures(table) + MARKDOWN_COLUMNS[at:]
 
 
+def _row_cells(row: Mapping[str, Any], columns: list[str], extra: set[str]) -> list[str]:
+    # A benchmark's own measures are fractions, formatted like J-Mean.
+    cells = [_cell(row.get(c), "J-Mean" if c in extra else c) for c in columns]
+    if row.get("commit") and _flag(row.get("dirty")) and "commit" in columns:
+        cells[columns.index("commit")] += " (dirty)"
+    return cells
+
+
 def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The columns a reader needs, formatted as text (3 decimals, – for not measured)."""
     table = normalise(table)
     columns = _markdown_columns(table)
     extra = set(extra_measures(table))
-    rows = [{MARKDOWN_HEADERS.get(c, c): _cell(row.get(c), "J-Mean" if c in extra else c) for c in columns}
-            for row in table.to_dict(orient="records")]
-    return pd.DataFrame(rows, columns=[MARKDOWN_HEADERS.get(c, c) for c in columns])
+    headers = [MARKDOWN_HEADERS.get(c, c) for c in columns]
+    rows = [dict(zip(headers, _row_cells(row, columns, extra))) for row in table.to_dict(orient="records")]
+    return pd.DataFrame(rows, columns=headers)
 
 
 def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterable[str] = ()) -> str:
     title = f"# Leaderboard: {meta.get('dataset', '')} {meta.get('split', '')}, {meta.get('track', '')} track"
     lines = [title, ""]
+    identity = meta.get("dataset_identity")
+    if identity:
+        lines += [f"Dataset: {DatasetIdentity.from_dict(identity).describe()}. A row's `gt_fingerprint` "
+                  "(csv, json) says it was computed on this ground truth (rows without one predate the record); "
+                  "a run made on other data is refused.", ""]
     if meta.get("protocol"):
         lines += [f"Protocol: {meta['protocol']}", ""]
     lines += [
         "Sources: *this run* = measured by `vosbench run` on this machine; "
         "*published masks, computed here* = the authors' published result masks scored by vosbench; "
         "*published figures, quoted* = copied from the official leaderboard, not computed here "
-        "(their J&F is the mean of the quoted J Mean and F Mean).",
+        "(their J&F is the mean of the quoted J Mean and F Mean). "
+        "commit: the vosbench commit a run was made with ((dirty): with uncommitted changes; – : not recorded).",
         "Mean, Recall: higher is better; Decay, T (temporal instability), s/frame: lower is better. "
         "– = not measured.",
         "",
@@ -367,10 +418,10 @@ def render_markdown(table: pd.DataFrame, meta: Mapping[str, Any], notes: Iterabl
     extra = set(extra_measures(table))
     headers = [MARKDOWN_HEADERS.get(c, c) for c in columns]
     lines.append("| " + " | ".join(headers) + " |")
-    lines.append("| " + " | ".join("---" if c in ("method", "source", "device", "options") else "---:"
+    lines.append("| " + " | ".join("---" if c in ("method", "source", "device", "commit", "options") else "---:"
                                    for c in columns) + " |")
     for row in table.to_dict(orient="records"):
-        lines.append("| " + " | ".join(_cell(row.get(c), "J-Mean" if c in extra else c) for c in columns) + " |")
+        lines.append("| " + " | ".join(_row_cells(row, columns, extra)) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -420,14 +471,51 @@ def _locked(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class IdentityMismatch(InputError):
+    """A row, or a run, made on other data than the leaderboard's dataset."""
+
+
+def _identity(value: DatasetIdentity | Mapping[str, Any] | None) -> DatasetIdentity | None:
+    if value is None or isinstance(value, DatasetIdentity):
+        return value
+    if not value:
+        return None
+    try:
+        return DatasetIdentity.from_dict(value)
+    except (ValueError, TypeError):
+        return None
+
+
+def check_identity(board: DatasetIdentity | Mapping[str, Any] | None, other: DatasetIdentity | Mapping[str, Any] | None,
+                   *, where: str | os.PathLike | None, what: str) -> None:
+    """Refuse `what` (a run, a row) made on `other` data than the leaderboard's `board` dataset; the error
+    names both. Nothing is checked when either identity is unknown."""
+    board, other = _identity(board), _identity(other)
+    if board is None or other is None:
+        return
+    differ = board.differences(other)
+    if differ:
+        raise IdentityMismatch(
+            where, f"is the leaderboard of {board.describe()}; {what} was made on {other.describe()} "
+            f"(they differ in {', '.join(differ)}), so its figures cannot be ranked here.",
+            f"Record it on the leaderboard of its own dataset (vosbench leaderboard --gt <that dataset>), or run "
+            f"the method on {board.title} {board.split}.")
+
+
 def write_leaderboard(table: pd.DataFrame, leaderboard_dir: str | os.PathLike, *, dataset: str, split: str,
-                      track: str, protocol: str = "", notes: Iterable[str] = ()) -> dict[str, Path]:
-    """Write the table as csv, md and json (each atomically, all rendered before any is written)."""
+                      track: str, protocol: str = "", notes: Iterable[str] = (),
+                      identity: DatasetIdentity | Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """Write the table as csv, md and json (each atomically, all rendered before any is written).
+
+    identity: the dataset the leaderboard belongs to, recorded in its JSON and shown in its markdown."""
     paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
     table = sort_table(normalise(table))
     notes = list(notes)
     meta = {"dataset": _text(dataset), "split": _text(split), "track": _text(track), "protocol": protocol,
             "notes": notes}
+    identity = _identity(identity)
+    if identity is not None:
+        meta["dataset_identity"] = identity.to_dict()
     shown = notes + ([""] if notes else []) + reproduction_notes(reproduction_table(table))
     texts = {"csv": render_csv(table), "md": render_markdown(table, meta, shown),
              "json": render_json(table, meta)}
@@ -439,8 +527,14 @@ def write_leaderboard(table: pd.DataFrame, leaderboard_dir: str | os.PathLike, *
 def update_leaderboard(rows: Iterable[Mapping[str, Any]], leaderboard_dir: str | os.PathLike, *, dataset: str,
                        split: str, track: str, protocol: str = "", notes: Iterable[str] | None = None,
                        replace: bool = False, sequences: Iterable[Mapping[str, Any]] = (),
-                       drop: Iterable[tuple[str, str]] = ()) -> dict[str, Path]:
+                       drop: Iterable[tuple[str, str]] = (),
+                       identity: DatasetIdentity | Mapping[str, Any] | None = None) -> dict[str, Path]:
     """Upsert rows into the leaderboard files (or replace the whole table when `replace`).
+
+    identity: the dataset the rows were computed on. A leaderboard that already belongs to another
+        dataset refuses them (`IdentityMismatch`, naming both); one without an identity takes it.
+        So does a row whose own ``gt_fingerprint`` is not the leaderboard's. Rows without a dataset
+        name get the leaderboard's.
 
     notes: lines shown above the table; None keeps the notes the leaderboard already has.
     sequences: per-sequence rows (`sequence_rows`); they replace the per-sequence rows of the
@@ -450,14 +544,32 @@ def update_leaderboard(rows: Iterable[Mapping[str, Any]], leaderboard_dir: str |
     paths = leaderboard_paths(leaderboard_dir, dataset, split, track)
     drop = list(drop)
     with _locked(paths["json"].with_name("." + paths["json"].name + ".lock")):
-        _upsert_sequences(sequences_path(leaderboard_dir, dataset, split, track), list(sequences), drop)
         old = empty_table() if replace else _read_existing(paths)
         meta = _read_meta(paths["json"]) if not replace and paths["json"].is_file() else {}
+        board = _identity(meta.get("dataset_identity"))
+        given = _identity(identity)
+        check_identity(board, given, where=paths["md"], what="the data of these rows")
+        board = board or given
+        rows = [dict(row) for row in rows]
+        for row in rows:
+            if board is not None and row.get("gt_fingerprint") and row["gt_fingerprint"] != board.fingerprint:
+                raise IdentityMismatch(paths["md"], f"is the leaderboard of {board.describe()}; the row of "
+                                       f"{row.get('method')} ({row.get('source')}) was computed on ground truth "
+                                       f"{row['gt_fingerprint']} ({row.get('dataset') or 'dataset not named'}).",
+                                       "Record it on the leaderboard of its own dataset.")
+            if not row.get("dataset"):
+                row["dataset"] = board.name if board is not None else _text(dataset)
+        # Checked before anything is written: a refused row leaves every file as it was.
+        _upsert_sequences(sequences_path(leaderboard_dir, dataset, split, track), list(sequences), drop)
         protocol = protocol or meta.get("protocol", "")
         notes = list(meta.get("notes", [])) if notes is None else list(notes)
         table = upsert(old, rows, drop)
+        if board is not None and len(table):
+            # Every row on the leaderboard of a dataset names it (rows written before names were recorded too).
+            unnamed = table["dataset"].map(lambda v: v is None or v is pd.NA or str(v) in ("", "nan"))
+            table.loc[unnamed, "dataset"] = board.name
         return write_leaderboard(table, leaderboard_dir, dataset=dataset, split=split, track=track,
-                                 protocol=protocol, notes=notes)
+                                 protocol=protocol, notes=notes, identity=board)
 
 
 def _read_existing(paths: Mapping[str, Path]) -> pd.DataFrame:
@@ -498,6 +610,7 @@ def record_run(record: Any, result: Any, leaderboard_dir: str | os.PathLike = Pa
     per_sequence = sequence_rows(row["method"], result.per_object, source=Source.THIS_RUN,
                                  options=_field(record, "options"))
     paths = update_leaderboard([row], leaderboard_dir, dataset=dataset, split=split, track=track,
-                               protocol=protocol, sequences=per_sequence)
+                               protocol=protocol, sequences=per_sequence,
+                               identity=_field(record, "dataset_identity") or None)
     log.info("leaderboard row for %s written to %s", row["method"], paths["md"])
     return paths["md"]

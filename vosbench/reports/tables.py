@@ -165,7 +165,7 @@ def _method_name_of(folder: Path) -> str:
 
 
 def load_run(source: Any, method: str | None = None, *, gt: str | os.PathLike | None = None,
-             dataset: str = "davis2017", track: str = "semi", split: str = "val",
+             dataset: str | None = None, track: str = "semi", split: str = "val",
              resolution: str = "480p", cache: bool = True) -> pd.DataFrame:
     """One run as a tidy frame.
 

@@ -24,6 +24,13 @@ GLOBAL_COLUMNS = ["J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Reca
 PER_SEQUENCE_COLUMNS = ["Sequence", "J-Mean", "F-Mean"]
 
 
+# The dataset identity written after the columns of the per-object CSV (the two official CSVs keep the
+# official toolkit's columns, so that scripts reading them run unchanged; the JSON holds it too).
+IDENTITY_COLUMNS = {"dataset": "name", "dataset_kind": "kind", "dataset_split": "split",
+                    "dataset_resolution": "resolution", "dataset_sequences": "n_sequences",
+                    "gt_fingerprint": "fingerprint"}
+
+
 class Result:
     """Everything one evaluation produced. Tables are pandas DataFrames built on demand.
 
@@ -33,8 +40,11 @@ class Result:
 
     def __init__(self, sequences: list[SequenceScores], params: EvalParams, dataset: str = "",
                  results_dir: str = "", skipped: list[str] | None = None, split: str = "val",
-                 metrics: list[Metric] | None = None, notes: list[str] | None = None):
+                 metrics: list[Metric] | None = None, notes: list[str] | None = None,
+                 identity: dict[str, Any] | None = None):
         self.sequences = list(sequences)
+        # The data scored (vosbench.io.identity.DatasetIdentity.to_dict()), when the caller knows it.
+        self.identity = dict(identity) if identity else None
         self.params = params
         self.dataset = dataset
         self.results_dir = results_dir
@@ -152,7 +162,17 @@ class Result:
         return f"Protocol: {self.params.describe()}"
 
     def format_table(self) -> str:
-        lines = [self.protocol(), f"Dataset: {self.dataset}", "",
+        lines = []
+        if self.skipped:
+            lines += [f"PARTIAL RESULT: {len(self.skipped)} sequence(s) could not be scored and are left out; "
+                      f"the figures below cover the {len(self.sequences)} scored ones only and are not "
+                      f"comparable with a full evaluation.", ""]
+        dataset = self.dataset
+        if self.identity:
+            dataset = (f"{self.identity.get('title') or self.identity.get('name')} ({self.identity.get('name')}), "
+                       f"{self.identity.get('split')} split, {self.identity.get('n_sequences')} sequences, "
+                       f"ground truth {self.identity.get('fingerprint')}")
+        lines += [self.protocol(), f"Dataset: {dataset}", "",
                  "--------------------------- Global results ---------------------------",
                  self.global_table.to_string(index=False, float_format="%.3f"), "",
                  "---------------------- Per sequence results ----------------------",
@@ -167,8 +187,17 @@ class Result:
         return {"protocol": self.params.to_dict(), "protocol_text": self.params.describe(),
                 "dataset": self.dataset, "split": self.split, "results_dir": self.results_dir,
                 "global": self.summary, "per_object": self.per_object.to_dict(orient="records"),
-                "skipped": self.skipped, "measures": self.measures,
-                **({"notes": self.notes} if self.notes else {})}
+                "skipped": self.skipped, "partial": bool(self.skipped), "dataset_identity": self.identity,
+                "measures": self.measures, **({"notes": self.notes} if self.notes else {})}
+
+    def _identity_columns(self, table: pd.DataFrame) -> pd.DataFrame:
+        """`table` with the dataset's identity as trailing columns (after the official ones)."""
+        if not self.identity:
+            return table
+        table = table.copy()
+        for column, key in IDENTITY_COLUMNS.items():
+            table[column] = self.identity.get(key)
+        return table
 
     def write(self, out_dir: str | Path) -> dict[str, Path]:
         """Write the official CSVs (3 decimals), the per-frame and per-object tables and JSON, atomically."""
@@ -184,7 +213,8 @@ class Result:
         texts = {
             "global": self.global_table.to_csv(index=False, float_format="%.3f", lineterminator="\n"),
             "per_sequence": self.per_sequence.to_csv(index=False, float_format="%.3f", lineterminator="\n"),
-            "per_object": self.per_object.to_csv(index=False, float_format="%.6f", lineterminator="\n"),
+            "per_object": self._identity_columns(self.per_object).to_csv(index=False, float_format="%.6f",
+                                                                         lineterminator="\n"),
             "per_frame": self.per_frame.to_csv(index=False, float_format="%.6f", lineterminator="\n"),
             "json": json.dumps(self.to_dict(), indent=1, allow_nan=True, default=float) + "\n",
         }
