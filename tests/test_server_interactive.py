@@ -337,3 +337,39 @@ def test_the_interactive_rules_reach_the_worker_configuration(tmp_path):
     back = config_from_env(config.to_env())
     assert back.interactive_budget_rule is BudgetRule.WALL_CLOCK and back.interactive_seed == 3
     assert ServerConfig(gt=tmp_path, data_dir=tmp_path).interactive_seed is None  # the official scribbles
+
+
+@pytest.mark.parametrize("rule", ["method-time", "wall-clock"])
+def test_the_server_charges_the_budget_by_the_engines_rule(bench, tmp_path, rule):
+    """Each rule as the engine applies it: with 1 ms per object, a submission timed 0 s by the client passes the
+    method-time budget, while the server's wall clock since the first scribble is past it (dropped). A frame
+    candidate out of range is refused (ValueError) and the sample goes on."""
+    coco = pytest.importorskip("pycocotools.mask", reason="pycocotools is in the test extra")
+    from test_server import Server
+
+    from vosbench.server.config import ServerConfig
+
+    semi, gt = bench
+    server = Server(ServerConfig(gt=semi, data_dir=tmp_path / "data", interactive_gt=gt,
+                                 interactive_max_interactions=2, interactive_max_time=0.001,
+                                 interactive_budget_rule=rule))
+    headers = {"User-Key": users.add_user(server.db, "dave"), "Session-Key": f"budget-{rule}"}
+    assert server.client.get("/api/dataset/samples", headers=headers).status_code == 200
+    sequence = "deer"
+    masks = Answers(gt).masks(sequence, 1)
+    body = {"sequence": sequence, "scribble_idx": 1, "interaction": 1, "timing": 0.0,
+            "pred_masks": {"size": list(masks.shape), "frames": [
+                [{"object_id": k, "counts": coco.encode(np.asfortranarray((m == k).astype(np.uint8)))["counts"]
+                  .decode()} for k in range(1, SEQUENCES[sequence] + 1)] for m in masks]}}
+    assert server.client.get(f"/api/dataset/scribbles/{sequence}/001", headers=headers).status_code == 200
+    bad = server.client.post("/api/evaluation/interaction", headers=headers,
+                             json={**body, "next_scribble_frame_candidates": [len(masks)]})
+    assert bad.status_code == 400 and bad.json()["error"] == "ValueError" and "out of range" in str(bad.json())
+    answer = server.client.post("/api/evaluation/interaction", headers=headers, json=body)
+    assert answer.status_code == 200, answer.text
+    report = server.client.get("/api/evaluation/report", headers=headers).json()
+    if rule == "method-time":
+        assert set(report["interaction"]) == {1} and any(any(f) for f in answer.json()["scribbles"])
+    else:
+        assert report["interaction"] == [] and not any(any(f) for f in answer.json()["scribbles"])
+    server.db.dispose()
