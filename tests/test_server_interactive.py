@@ -9,10 +9,12 @@ benchmark here is a generated set named after test-dev sequences with their obje
 
 A real `vosbench serve` process (127.0.0.1) plays whole sessions; the server's scores and the
 scribbles it hands out equal those of `vosbench.tracks.interactive.run_session` with the same
-answers, and finished sessions reach the interactive leaderboard.
+answers, and its scribbles (the one after the last interaction included) those of the drop-in
+`vosbench.interactive.DavisInteractiveSession`; finished sessions reach the interactive leaderboard.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import sys
 import warnings
@@ -28,6 +30,7 @@ import httpx  # noqa: E402
 from server_support import free_port, make_gt, start_server  # noqa: E402
 from test_interactive_oracle_fixture import PACKAGE, _NumpyWithAliases, acquire  # noqa: E402
 from tiny_davis import moving_boxes, write_davis, write_frames  # noqa: E402
+from vosbench.interactive import DavisInteractiveSession as DropInSession  # noqa: E402
 from vosbench.io.factory import open_dataset  # noqa: E402
 from vosbench.server import users  # noqa: E402
 from vosbench.server.db import Database  # noqa: E402
@@ -90,6 +93,9 @@ def bench(tmp_path_factory):
     root = tmp_path_factory.mktemp("interactive")
     sequences = {name: moving_boxes(6, 48, 64, n, seed=k) for k, (name, n) in enumerate(SEQUENCES.items())}
     gt = write_frames(write_davis(root / "testdev", sequences, split="test-dev"), sequences)
+    # The drop-in session, like the framework's local service, plays only train/val subsets: the same
+    # sequences are listed as val too (the server reads test-dev).
+    (gt / "ImageSets" / "2017" / "val.txt").write_text("\n".join(sequences) + "\n")
     return make_gt(root / "semi"), gt
 
 
@@ -126,18 +132,30 @@ class Answers:
         return self.masks(video.name, count)
 
 
-def play(session_cls, base: str, key: str, answers: Answers, tmp_path: Path):
+def play_session(session, answers: Answers):
+    """Play `session` (the client's or the drop-in); returns the scribbles handed out per sample and the
+    scribble the robot answered the last interaction with (the session's `sample_last_scribble` then)."""
     handed: dict[tuple[str, int], list[dict]] = {}
+    after_last: dict[tuple[str, int], dict] = {}
+    interaction = {}
+    while session.next():
+        sequence, scribbles, new = session.get_scribbles(only_last=True)
+        idx = session.samples[session.sample_idx][1]
+        interaction[sequence] = 1 if new else interaction[sequence] + 1
+        handed.setdefault((sequence, idx), []).append(scribbles)
+        session.submit_masks(answers.masks(sequence, interaction[sequence]))
+        if interaction[sequence] == MAX_INTERACTIONS:
+            after_last[(sequence, idx)] = copy.deepcopy(session.sample_last_scribble)
+    return handed, after_last
+
+
+def play(session_cls, base: str, key: str, answers: Answers, tmp_path: Path, after_last: dict | None = None):
     with session_cls(host=base, user_key=key, subset="test-dev", report_save_dir=str(tmp_path)) as session:
-        interaction = {}
-        while session.next():
-            sequence, scribbles, new = session.get_scribbles(only_last=True)
-            idx = session.samples[session.sample_idx][1]
-            interaction[sequence] = 1 if new else interaction[sequence] + 1
-            handed.setdefault((sequence, idx), []).append(scribbles)
-            session.submit_masks(answers.masks(sequence, interaction[sequence]))
+        handed, last = play_session(session, answers)
         report = session.get_report()
         summary = session.get_global_summary()
+    if after_last is not None:
+        after_last.update(last)
     return handed, report, summary
 
 
@@ -145,12 +163,27 @@ def test_the_davis_client_plays_whole_sessions_scored_as_vosbench(client, bench,
     session_cls, _ = client
     key = users.add_user(server["db"], "alice")
     answers = Answers(bench[1])
-    handed, report, summary = play(session_cls, server["base"], key, answers, tmp_path)
+    after_last: dict = {}
+    handed, report, summary = play(session_cls, server["base"], key, answers, tmp_path, after_last)
 
     params = SessionParams(max_interactions=MAX_INTERACTIONS)
     local = run_session(open_dataset("davis2017", bench[1], split="test-dev"), Answers(bench[1]), params)
-    # The same scribbles, handed out in the same order, and the same scores.
+    # The same scribbles, handed out in the same order, and the same scores. run_session charges the
+    # method-time budget and the server (by default) the client's timings; the client itself stops a
+    # sample by its wall clock, the framework's rule. No sample here comes near its budget (240 s per
+    # object), so every rule plays the same interactions.
     assert handed == {k: v for k, v in local.scribbles.items()}
+    # As the framework's server, the robot also answers the last interaction (a scribble the client keeps as
+    # `sample_last_scribble` but never hands out); run_session skips that call, the drop-in makes it as the
+    # framework does: the server's scribbles, those included, are the drop-in's (the framework's wall-clock
+    # budget, its default).
+    with DropInSession(davis_root=str(bench[1]), subset="val", max_nb_interactions=MAX_INTERACTIONS,
+                       report_save_dir=str(tmp_path / "dropin")) as dropin:
+        dropin_handed, dropin_after_last = play_session(dropin, Answers(bench[1]))
+    assert handed == dropin_handed
+    assert set(after_last) == {(s, 1) for s in SEQUENCES}
+    assert after_last == dropin_after_last
+    assert all(any(frame for frame in s["scribbles"]) for s in after_last.values())
     columns = ["sequence", "scribble_idx", "interaction", "object_id", "frame", "jaccard", "contour", "j_and_f"]
     order = ["sequence", "scribble_idx", "interaction", "object_id", "frame"]
     remote = report[columns].sort_values(order).reset_index(drop=True)
@@ -268,3 +301,75 @@ def test_interactive_leaderboard_page_in_the_browser(client, bench, server, tmp_
     for row, entry in zip(table, board["rows"]):
         assert row[3:5] == [f"{entry['AUC']:.3f}", f"{entry['J&F@60s']:.3f}"]
     assert '<img src="/leaderboard/interactive.png"' in done.stdout
+
+
+def test_a_sample_resumed_from_its_snapshot_plays_as_one_never_stopped():
+    """The server keeps each sample's engine state as JSON between requests (`SampleRun.snapshot`): a sample
+    resumed from it before every submission plays exactly as one kept in memory."""
+    import json
+
+    from vosbench.tracks.interactive import ScribbleRobot
+    from vosbench.tracks.interactive.engine import SampleRun
+
+    gt = moving_boxes(6, 48, 64, 2, seed=3)
+    robot = ScribbleRobot()
+
+    def make(resume=None):
+        return SampleRun("deer", 1, gt, None, robot, max_interactions=4, session_id="s", resume=resume)
+
+    straight, resumed = make(), make()
+    for k in range(1, 5):
+        resumed = make(json.loads(json.dumps(resumed.snapshot())))  # through the database's JSON
+        masks = np.roll(gt, max(0, 4 - k), axis=2)
+        a = straight.submit(masks, 0.5, draw_after_last=True)
+        b = resumed.submit(masks, 0.5, draw_after_last=True)
+        assert a.accepted and b.accepted and a.frame == b.frame and a.scribbles == b.scribbles
+        assert a.rows.equals(b.rows)
+    assert json.loads(json.dumps(resumed.snapshot())) == json.loads(json.dumps(straight.snapshot()))
+    assert resumed.interaction == 4 and resumed.used_frames == straight.used_frames
+
+
+def test_the_interactive_rules_reach_the_worker_configuration(tmp_path):
+    from vosbench.server.config import ServerConfig, config_from_env
+    from vosbench.tracks.interactive.engine import BudgetRule
+
+    config = ServerConfig(gt=tmp_path, data_dir=tmp_path, interactive_budget_rule="wall-clock", interactive_seed=3)
+    back = config_from_env(config.to_env())
+    assert back.interactive_budget_rule is BudgetRule.WALL_CLOCK and back.interactive_seed == 3
+    assert ServerConfig(gt=tmp_path, data_dir=tmp_path).interactive_seed is None  # the official scribbles
+
+
+@pytest.mark.parametrize("rule", ["method-time", "wall-clock"])
+def test_the_server_charges_the_budget_by_the_engines_rule(bench, tmp_path, rule):
+    """Each rule as the engine applies it: with 1 ms per object, a submission timed 0 s by the client passes the
+    method-time budget, while the server's wall clock since the first scribble is past it (dropped). A frame
+    candidate out of range is refused (ValueError) and the sample goes on."""
+    coco = pytest.importorskip("pycocotools.mask", reason="pycocotools is in the test extra")
+    from test_server import Server
+
+    from vosbench.server.config import ServerConfig
+
+    semi, gt = bench
+    server = Server(ServerConfig(gt=semi, data_dir=tmp_path / "data", interactive_gt=gt,
+                                 interactive_max_interactions=2, interactive_max_time=0.001,
+                                 interactive_budget_rule=rule))
+    headers = {"User-Key": users.add_user(server.db, "dave"), "Session-Key": f"budget-{rule}"}
+    assert server.client.get("/api/dataset/samples", headers=headers).status_code == 200
+    sequence = "deer"
+    masks = Answers(gt).masks(sequence, 1)
+    body = {"sequence": sequence, "scribble_idx": 1, "interaction": 1, "timing": 0.0,
+            "pred_masks": {"size": list(masks.shape), "frames": [
+                [{"object_id": k, "counts": coco.encode(np.asfortranarray((m == k).astype(np.uint8)))["counts"]
+                  .decode()} for k in range(1, SEQUENCES[sequence] + 1)] for m in masks]}}
+    assert server.client.get(f"/api/dataset/scribbles/{sequence}/001", headers=headers).status_code == 200
+    bad = server.client.post("/api/evaluation/interaction", headers=headers,
+                             json={**body, "next_scribble_frame_candidates": [len(masks)]})
+    assert bad.status_code == 400 and bad.json()["error"] == "ValueError" and "out of range" in str(bad.json())
+    answer = server.client.post("/api/evaluation/interaction", headers=headers, json=body)
+    assert answer.status_code == 200, answer.text
+    report = server.client.get("/api/evaluation/report", headers=headers).json()
+    if rule == "method-time":
+        assert set(report["interaction"]) == {1} and any(any(f) for f in answer.json()["scribbles"])
+    else:
+        assert report["interaction"] == [] and not any(any(f) for f in answer.json()["scribbles"])
+    server.db.dispose()

@@ -8,6 +8,7 @@ from pathlib import Path
 from vosbench.cli.choices import add_enum_argument
 from vosbench.errors import VosbenchError
 from vosbench.io.factory import DatasetKind
+from vosbench.tracks.interactive.engine import BudgetRule
 from vosbench.tracks.params import Track
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,14 @@ def _benchmark_arguments(parser: argparse.ArgumentParser, suppress: bool) -> Non
     parser.add_argument("--interactive-max-interactions", type=int, default=default(8))
     parser.add_argument("--interactive-max-time", type=float, default=default(240.0),
                         help="seconds per object and sample")
+    parser.add_argument("--interactive-seed", type=int, default=default(None),
+                        help="the robot's tie-break: by default the official scribbles (the DAVIS interactive "
+                             "challenges' tie-break); an integer gives another robot, not the official scribbles")
+    add_enum_argument(parser, "--interactive-budget-rule", BudgetRule, default=default(BudgetRule.METHOD_TIME),
+                      help="how a sample's time budget is charged on the server: method-time (the timings the "
+                           "client reports; the DAVIS client itself also stops a sample past the budget by its "
+                           "wall clock) or wall-clock (the server's clock since it handed out the sample's "
+                           "first scribble)")
 
 
 def add_parser(subparsers) -> None:
@@ -113,7 +122,8 @@ def _config(args: argparse.Namespace):
                         title=args.title, limits=limits, lease_seconds=args.lease_seconds,
                         interactive_gt=args.interactive_gt, interactive_split=args.interactive_split,
                         interactive_max_interactions=args.interactive_max_interactions,
-                        interactive_max_time=args.interactive_max_time)
+                        interactive_max_time=args.interactive_max_time, interactive_seed=args.interactive_seed,
+                        interactive_budget_rule=args.interactive_budget_rule)
 
 
 def _database(args: argparse.Namespace):

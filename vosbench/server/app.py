@@ -278,8 +278,7 @@ def create_app(config: ServerConfig, *, db: Database | None = None, queue: Queue
         p = interactive.params
         return {"title": config.title, "dataset": "davis2017", "split": config.interactive_split,
                 "track": "interactive", "threshold": p.threshold,
-                "protocol": f"{p.max_interactions} interactions, {p.max_time:g} s per object, robot seed {p.seed}; "
-                            f"AUC of the J&F-vs-time curve and J&F at {p.threshold:g} s",
+                "protocol": p.describe(),
                 "columns": ["AUC", f"J&F@{p.threshold:g}s", "interactions", "client_seconds", "server_seconds"],
                 "rows": interactive.leaderboard()}
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vosbench.io.factory import DatasetKind
 from vosbench.io.paths import vosbench_home
+from vosbench.tracks.interactive.engine import BudgetRule
 from vosbench.tracks.params import Track
 
 SERVER_TRACKS = (Track.SEMI, Track.UNSUPERVISED)
@@ -60,13 +61,16 @@ class ServerConfig:
     interactive_split: str = "test-dev"
     interactive_max_interactions: int = 8
     interactive_max_time: float = 240.0
-    interactive_seed: int = 0
+    # None: the official scribbles (the challenges' tie-break); an integer: another robot
+    interactive_seed: int | None = None
+    interactive_budget_rule: BudgetRule = BudgetRule.METHOD_TIME
 
     def __post_init__(self):
         object.__setattr__(self, "gt", Path(self.gt))
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "dataset", DatasetKind(self.dataset))
         object.__setattr__(self, "tracks", tuple(Track(t) for t in self.tracks))
+        object.__setattr__(self, "interactive_budget_rule", BudgetRule(self.interactive_budget_rule))
         if self.interactive_gt is not None:
             object.__setattr__(self, "interactive_gt", Path(self.interactive_gt))
 
@@ -99,6 +103,7 @@ def _dump(config: ServerConfig) -> str:
     values["data_dir"] = str(config.data_dir)
     values["dataset"] = config.dataset.value
     values["tracks"] = [t.value for t in config.tracks]
+    values["interactive_budget_rule"] = config.interactive_budget_rule.value
     values["interactive_gt"] = None if config.interactive_gt is None else str(config.interactive_gt)
     return json.dumps(values)
 

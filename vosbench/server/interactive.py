@@ -1,11 +1,14 @@
 """The interactive track over HTTP: the DAVIS interactive framework's remote protocol.
 
-A thin adapter over `vosbench.tracks.interactive`: the samples (`find_samples`),
-the robot (`ScribbleRobot`), the report rows (`interaction_rows`) and the summary
-(`summarize`) are the ones `vosbench interactive` uses, so a session played through
-the server follows the same rules (see `vosbench.tracks.interactive.session`). The
-server keeps what a session needs between requests in the database: for each sample,
-the interactions received and the frames the robot has scribbled.
+A thin adapter over the step engine `vosbench.tracks.interactive.engine.SampleRun`,
+which `run_session` (``vosbench interactive``) and the drop-in
+``vosbench.interactive.DavisInteractiveSession`` drive too: the time budget and the
+drop past it, J and F, the next frame (the framework's argsort) and the robot's
+scribbles all come from it, so the three cannot disagree. The samples (`find_samples`)
+and the summary (`summarize`) are the ones `vosbench interactive` uses. The server
+keeps each sample's engine state (`SampleRun.snapshot`) in the database between
+requests, and every interaction received with its scores, the client's timing and
+its own. As the framework's server, the robot also answers the last interaction.
 
 Protocol (what the `davisinteractive` client's remote connector sends, with its
 ``User-Key`` and ``Session-Key`` headers):
@@ -23,6 +26,7 @@ repeated, ``ValueError`` for anything malformed.
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import threading
@@ -36,11 +40,10 @@ import pandas as pd
 from sqlalchemy import func, select
 
 from vosbench.io.factory import DatasetKind, open_dataset
-from vosbench.io.scribbles import annotated_frames
-from vosbench.metrics.frames import object_frame_scores
 from vosbench.server.config import ServerConfig
 from vosbench.server.db import Database, Interaction, InteractiveSession, User, utcnow
 from vosbench.tracks.interactive import SampleInfo, ScribbleRobot, SessionParams, find_samples, summarize
+from vosbench.tracks.interactive.engine import SampleRun, SubmissionError
 from vosbench.tracks.interactive.report import REPORT_COLUMNS, interaction_rows
 
 log = logging.getLogger(__name__)
@@ -131,7 +134,8 @@ class InteractiveTrack:
         self.config = config
         self.db = db
         self.params = SessionParams(max_interactions=config.interactive_max_interactions,
-                                    max_time=config.interactive_max_time, seed=config.interactive_seed)
+                                    max_time=config.interactive_max_time, seed=config.interactive_seed,
+                                    budget_rule=config.interactive_budget_rule)
         self.dataset = open_dataset(DatasetKind.DAVIS2017, config.interactive_gt, split=config.interactive_split)
         self.robot = ScribbleRobot(self.params.robot, seed=self.params.seed)
         self.samples = [_Sample(s.sequence, s.scribble_idx, s.first_scribble) for s in find_samples(self.dataset)]
@@ -191,24 +195,30 @@ class InteractiveTrack:
         return [[[s.sequence, s.scribble_idx] for s in self.samples], self.params.max_time,
                 self.params.max_interactions]
 
+    def _run(self, sample: _Sample, session_key: str, resume: dict | None = None) -> SampleRun:
+        """The step engine of one sample: new (the robot draws a missing first scribble), or resumed."""
+        gt = self.gt(sample.sequence)
+        return SampleRun(sample.sequence, sample.scribble_idx, gt, sample.first, self.robot,
+                         max_interactions=self.params.max_interactions, max_time=self.params.max_time,
+                         budget_rule=self.params.budget_rule, metric=self.params.metric, session_id=session_key,
+                         nb_objects=self.nb_objects(sample.sequence), clock=time.time, resume=resume)
+
     def first_scribble(self, user: User, session_key: str | None, sequence: str, idx: int) -> dict:
         sample = self.sample(sequence, idx)
-        gt = self.gt(sequence)
-        if sample.first is not None:
-            scribble = sample.first
-            robot_frames: list[int] = []
-        else:
-            scribble = self.robot.interact(sequence, np.zeros_like(gt), gt, self.nb_objects(sequence))
-            robot_frames = annotated_frames(scribble)
         with self.db.session() as session:
             row = self._session(session, user, session_key)
             if row.finished_at is not None:
                 raise ProtocolError("this session is finished.", "RuntimeError")
             state = json.loads(row.state_json)
-            entry = state.setdefault(_key(sequence, idx), {"robot_frames": robot_frames, "done": 0})
+            entry = state.get(_key(sequence, idx))
+            if entry is None:
+                # The sample starts here: its wall clock (the wall-clock budget) runs from now.
+                entry = {"run": self._run(sample, row.session_key).snapshot()}
+                state[_key(sequence, idx)] = entry
             entry["handed_out"] = time.time()
             row.state_json = json.dumps(state)
-        return scribble
+            # the sample's first scribble, asked for again: the same one
+            return copy.deepcopy(entry["run"]["given"][0])
 
     def interaction(self, user: User, session_key: str | None, body: dict) -> dict:
         received = time.time()
@@ -227,10 +237,9 @@ class InteractiveTrack:
             raise ProtocolError("Interaction value invalid. Should be higher than 0.")
         if not np.isfinite(timing) or timing < 0:
             raise ProtocolError(f"timing must be a non-negative number of seconds, got {timing}.")
-        self.sample(sequence, idx)  # a sample of the benchmark, else ValueError as the framework says
+        sample = self.sample(sequence, idx)  # a sample of the benchmark, else ValueError as the framework says
         gt = self.gt(sequence)
-        nb_objects = self.nb_objects(sequence)
-        masks = decode_masks(encoding, gt.shape, nb_objects)
+        masks = decode_masks(encoding, gt.shape, self.nb_objects(sequence))
         with self.db.session() as session:
             row = self._session(session, user, session_key)
             if row.finished_at is not None:
@@ -239,52 +248,40 @@ class InteractiveTrack:
             entry = state.get(_key(sequence, idx))
             if entry is None:
                 raise ProtocolError(f"the first scribble of {sequence} #{idx} was never asked for.", "RuntimeError")
-            if entry.get("ended"):
+            run = self._run(sample, row.session_key, resume=entry["run"])
+            if run.dropped:
                 raise ProtocolError(f"{sequence} #{idx} has already been submitted in full: its time budget "
                                     "ran out.", "RuntimeError")
-            if interaction != entry["done"] + 1:
-                what = "has already been submitted" if interaction <= entry["done"] else \
-                    f"comes before interaction {entry['done'] + 1}"
+            if interaction != run.interaction + 1:
+                what = "has already been submitted" if interaction <= run.interaction else \
+                    f"comes before interaction {run.interaction + 1}"
                 raise ProtocolError(f"interaction {interaction} of {sequence} #{idx} {what}.", "RuntimeError")
-            spent = entry.get("spent", 0.0)
-            budget = self.params.max_time * nb_objects if self.params.max_time else None
             server_timing = received - entry["handed_out"] if "handed_out" in entry else None
+            # The engine applies the rules: the time budget (a submission past it is dropped and ends the
+            # sample), J and F, the next frame (the framework's argsort among the frames allowed) and the
+            # robot. As the framework's server, the robot scribbles after the last interaction too.
+            try:
+                step = run.submit(masks, timing, now=received, candidates=candidates, draw_after_last=True)
+            except SubmissionError as exc:
+                raise ProtocolError(str(exc)) from None
             record = Interaction(session_id=row.id, sequence=sequence, scribble_idx=idx, interaction=interaction,
                                  client_timing=timing, server_timing=server_timing, received_at=utcnow())
-            entry["done"] = interaction
-            if budget is not None and spent + timing > budget:
-                # As `run_session`: a submission past the sample's budget is dropped and ends the sample.
+            entry["run"] = run.snapshot()
+            entry["handed_out"] = time.time()
+            row.state_json = json.dumps(state)
+            if not step.accepted:
                 record.dropped = True
                 record.scores_json = "{}"
-                entry["ended"] = True
                 session.add(record)
-                row.state_json = json.dumps(state)
                 return {"sequence": sequence, "scribbles": [[] for _ in range(len(gt))]}
-            j, f = object_frame_scores(gt, masks, range(1, nb_objects + 1))
-            next_frame = self._next_frame(j, f, entry["robot_frames"], candidates)
-            scribble = self.robot.interact(sequence, masks, gt, nb_objects, frame=next_frame)
-            entry["robot_frames"].append(next_frame)
-            entry["spent"] = spent + timing
-            entry["handed_out"] = time.time()
-            record.next_frame = next_frame
-            record.scores_json = json.dumps({"j": j.tolist(), "f": f.tolist()})
+            # rows are frame-major: (frames, objects) -> (objects, frames)
+            shape = (run.nb_frames, run.nb_objects)
+            record.next_frame = step.frame
+            record.scores_json = json.dumps({"j": step.rows["jaccard"].to_numpy().reshape(shape).T.tolist(),
+                                             "f": step.rows["contour"].to_numpy().reshape(shape).T.tolist()})
             session.add(record)
             row.n_interactions += 1
-            row.state_json = json.dumps(state)
-        return scribble
-
-    @staticmethod
-    def _next_frame(j: np.ndarray, f: np.ndarray, robot_frames: list[int], candidates: Any) -> int:
-        """The frame of lowest J&F among the client's candidates (valid ones), else among the frames the robot
-        has not scribbled yet (every frame once all are used), as `run_session` chooses it."""
-        n_frames = j.shape[1]
-        metric = (0.5 * j + 0.5 * f).T.mean(axis=1)
-        allowed: set[int] = set()
-        if candidates:
-            allowed = {int(c) for c in candidates if isinstance(c, (int, float)) and 0 <= int(c) < n_frames}
-        if not allowed:
-            allowed = set(range(n_frames)) - set(robot_frames) or set(range(n_frames))
-        return int(next(k for k in metric.argsort() if int(k) in allowed))
+        return step.scribbles
 
     def report(self, user: User, session_key: str | None) -> pd.DataFrame:
         with self.db.session() as session:

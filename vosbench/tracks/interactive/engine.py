@@ -138,14 +138,17 @@ class SampleRun:
     sample (its frame is not marked as used, as in the framework); None: the robot
     draws it on an empty prediction, on the frame of lowest J, and that frame is used.
     max_interactions None: no limit (then `max_time` must be set). clock: seconds,
-    read at the start of the sample (wall-clock budget).
+    read at the start of the sample (wall-clock budget). resume: a `snapshot` of this
+    sample, to go on where it stopped (a server keeps its samples between requests);
+    the robot is not called again for the first scribble.
     """
 
     def __init__(self, sequence: str, scribble_idx: int, gt: np.ndarray, first_scribble: Scribbles | None,
                  robot: ScribbleRobot, *, max_interactions: int | None = 8, max_time: float | None = 240.0,
                  budget_rule: BudgetRule = BudgetRule.METHOD_TIME, metric: Metric = Metric.J_AND_F,
                  session_id: str = "session", nb_objects: int | None = None,
-                 clock: Callable[[], float] | None = None, start_time: float | None = None):
+                 clock: Callable[[], float] | None = None, start_time: float | None = None,
+                 resume: dict[str, Any] | None = None):
         if max_interactions is None and not max_time:
             raise VosbenchError("a sample needs max_interactions, max_time or both")
         self.sequence = str(sequence)
@@ -167,6 +170,11 @@ class SampleRun:
         self.clock = clock
         self.start_time = start_time if start_time is not None else (clock() if clock is not None else 0.0)
         self.used_frames: list[int] = []
+        self.rows: list[pd.DataFrame] = []
+        self.previous_masks: np.ndarray | None = None
+        if resume is not None:
+            self._restore(resume)
+            return
         if first_scribble is None:
             first = robot.interact(self.sequence, np.zeros_like(self.gt), self.gt, self.nb_objects)
             self.used_frames.extend(annotated_frames(first))
@@ -178,9 +186,29 @@ class SampleRun:
         self.given: list[Scribbles] = [copy.deepcopy(first)]
         self.interaction = 0
         self.spent = 0.0
-        self.rows: list[pd.DataFrame] = []
         self.dropped: list[int] = []
-        self.previous_masks: np.ndarray | None = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """Where the sample stands, as JSON values: what a later submission needs (interactions
+        played, time spent, frames used, drops, start time, scribbles handed out). The report
+        rows and the previous masks are not in it: who resumes keeps its own record of those."""
+        return {"interaction": self.interaction, "spent": self.spent, "used_frames": list(self.used_frames),
+                "dropped": list(self.dropped), "start_time": self.start_time,
+                "last_scribbles": copy.deepcopy(self.last_scribbles),
+                "all_scribbles": copy.deepcopy(self.all_scribbles), "given": copy.deepcopy(self.given)}
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        try:
+            self.interaction = int(state["interaction"])
+            self.spent = float(state["spent"])
+            self.used_frames = [int(t) for t in state["used_frames"]]
+            self.dropped = [int(i) for i in state["dropped"]]
+            self.start_time = float(state["start_time"])
+            self.last_scribbles = copy.deepcopy(state["last_scribbles"])
+            self.all_scribbles = copy.deepcopy(state["all_scribbles"])
+            self.given = copy.deepcopy(state["given"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VosbenchError(f"{self.sequence} #{self.scribble_idx}: not a snapshot of a sample ({exc})") from exc
 
     @property
     def where(self) -> str:
