@@ -83,19 +83,17 @@ def play(args: argparse.Namespace) -> int:
     params = SessionParams(max_interactions=args.max_interactions, max_time=args.max_time, seed=args.seed)
     folder = Path(args.runs) / slug(args.label)
     folder.mkdir(parents=True, exist_ok=True)
-    walls_path = folder / "wall_seconds.json"
-    walls = json.loads(walls_path.read_text()) if walls_path.is_file() else {}
     timer = WallTimer(method)
     reports, infos = [], []
     for sample in samples:
         key = f"{sample.sequence}#{sample.scribble_idx}"
         timer.wall = []
+        wall_path = folder / "wall_seconds" / f"{sample.sequence}__{sample.scribble_idx:03d}.json"
         result = run_session(dataset, timer, params, samples=[sample], clock=CLOCKS[args.clock],
                              checkpoint_dir=folder / ".checkpoint", progress=False,
                              session_id=f"{slug(args.label)}-seed{args.seed}")
-        if timer.wall:
-            walls[key] = timer.wall
-            atomic_write(walls_path, json.dumps(walls, indent=1, sort_keys=True))
+        if timer.wall:    # played now, not taken from the checkpoint
+            atomic_write(wall_path, json.dumps(timer.wall))
         reports.append(result.report)
         infos += result.samples
         jf = result.report.groupby("interaction")["j_and_f"].mean()
@@ -109,6 +107,7 @@ def play(args: argparse.Namespace) -> int:
            "dataset": args.dataset, "split": args.split, "resolution": args.resolution,
            "max_interactions": params.max_interactions, "max_time": params.max_time, "seed": params.seed,
            "samples": [[i.sequence, i.scribble_idx, i.nb_objects] for i in infos],
+           "first_scribbles_from_files": sum(s.first_scribble is not None for s in samples),
            "date": dt.date.today().isoformat(), "summary": summary}
     atomic_write(folder / "row.json", json.dumps(row, indent=1, sort_keys=True, default=str))
     print(f"{args.label}: AUC {summary['auc']:.3f}  J&F@60s {summary['metric_at_threshold']['J_AND_F']:.3f}")
@@ -120,9 +119,10 @@ def _row_table(folder: Path) -> dict:
     report = pd.read_csv(folder / "report.csv")
     infos = [SampleInfo(s, int(i), int(n)) for s, i, n in row["samples"]]
     _, jf_after = per_interaction_means(report, infos, int(row["max_interactions"]))
-    walls = json.loads((folder / "wall_seconds.json").read_text()) if (folder / "wall_seconds.json").is_file() else {}
+    played = {f"{s}__{int(i):03d}" for s, i, _ in row["samples"]}
+    wall = [w for p in sorted((folder / "wall_seconds").glob("*.json")) if p.stem in played
+            for w in json.loads(p.read_text())]
     per_answer = report.groupby(["sequence", "scribble_idx", "interaction"])["timing"].first()
-    wall = [w for values in walls.values() for w in values]
     summary = row["summary"]
     out = {"method": row["label"], "source": "this run", "AUC": summary["auc"],
            "J&F@60s": summary["metric_at_threshold"]["J_AND_F"], "final J&F": float(jf_after[-1]),
@@ -150,8 +150,11 @@ def write(args: argparse.Namespace) -> int:
     stem = f"{meta['dataset']}-{meta['split']}-interactive"
     out = Path(args.out)
     clocks = sorted({t["meta"]["clock"] for t in tables})
-    protocol = (f"{meta['dataset']} {meta['split']} ({meta['resolution']}), one sample per sequence, the first "
-                f"scribble drawn by the robot on an empty prediction (no human scribble files for this set); "
+    from_files = sum(t["meta"].get("first_scribbles_from_files", 0) for t in tables)
+    first = ("first scribbles from the data set's scribble files" if from_files else
+             "one sample per sequence, the first scribble drawn by the robot on an empty prediction (no scribble "
+             "files for this set)")
+    protocol = (f"{meta['dataset']} {meta['split']} ({meta['resolution']}), {first}; "
                 f"robot with the official defaults, seed {meta['seed']}; {meta['max_interactions']} interactions, "
                 f"{meta['max_time']:g} s per object; next frame: lowest J&F among the frames not yet scribbled; "
                 f"time axis and budget: {', '.join(CLOCK_WORDS[c] for c in clocks)}; J&F@60s and AUC as the "

@@ -258,6 +258,9 @@ class S2MSTM(InteractiveMethod):
             from vosbench_baselines.interactive import scribbles_to_frame_mask
 
             drawn_full = scribbles_to_masks(scribbles, *state.size, frames=[t])[t]
+            # GrabCut's colour models start from OpenCV's global generator: seeded, the answer does not
+            # depend on what ran before.
+            cv2.setRNGSeed(0)
             labels = scribbles_to_frame_mask(video.frames[t], drawn_full, previous)
             if proc != state.size:
                 labels = cv2.resize(labels, (proc[1], proc[0]), interpolation=cv2.INTER_NEAREST)
