@@ -102,7 +102,12 @@ def play(args: argparse.Namespace) -> int:
     report = pd.concat([r for r in reports if len(r)], ignore_index=True)
     summary, _ = summarize(report, infos, params.max_interactions, params.max_time, params.threshold)
     atomic_write(folder / "report.csv", report.to_csv(index=False, float_format="%.17g"))
+    command = ["python benchmarks/interactive_leaderboard.py play --gt ROOT", f"--dataset {args.dataset}",
+               f"--split {args.split}", f"--label '{args.label}'", f"--method {args.method}"]
+    command += [f"--option '{o}'" for o in args.option]
+    command += [f"--clock {args.clock}", f"--threads {args.threads}", f"--seed {args.seed}"]
     row = {"label": args.label, "method": args.method, "options": getattr(method, "options", options),
+           "command": " ".join(command),
            "device": str(getattr(method, "device", args.device)), "threads": args.threads, "clock": args.clock,
            "dataset": args.dataset, "split": args.split, "resolution": args.resolution,
            "max_interactions": params.max_interactions, "max_time": params.max_time, "seed": params.seed,
@@ -169,8 +174,9 @@ def write(args: argparse.Namespace) -> int:
     atomic_write(out / f"{stem}.json", json.dumps(payload, indent=1) + "\n")
     n_int = int(meta["max_interactions"])
     lines = [f"# Leaderboard: {meta['dataset']} {meta['split']}, interactive track", "", f"Protocol: {protocol}.", "",
-             "Sources: *this run* = played by `benchmarks/interactive_leaderboard.py` on this machine (command in "
-             "the script's docstring). AUC, J&F@60s, J&F: higher is better; s/interaction: lower is better.", "",
+             "Sources: *this run* = played by `benchmarks/interactive_leaderboard.py` on this machine (commands "
+             "below). AUC, J&F@60s, J&F: higher is better; s/interaction (the clock above, mean over answers) "
+             "and wall s/interaction (wall clock of the same answers, other jobs included): lower is better.", "",
              "## Leaderboard", "",
              "| method | source | AUC | J&F@60s | final J&F | s/interaction | wall s/interaction | device | options |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
@@ -184,7 +190,9 @@ def write(args: argparse.Namespace) -> int:
               "| --- | " + " | ".join("---:" for _ in range(n_int)) + " |"]
     for r in rows.to_dict(orient="records"):
         lines.append(f"| {r['method']} | " + " | ".join(f"{r[f'J&F after {k}']:.3f}" for k in range(1, n_int + 1)) + " |")
-    lines += ["", f"![J&F against time]({plot.name})", "",
+    lines += ["", f"![J&F against time]({plot.name})", "", "Commands:", "", "```bash"]
+    lines += [t["meta"].get("command", "(not recorded)") for t in tables]
+    lines += [f"python benchmarks/interactive_leaderboard.py write --runs RUNS --out {args.out}", "```", "",
               "## Published interactive figures (quoted, not comparable)", "",
               "Other data set (DAVIS 2017 val: multi-object, human first scribbles, three per sequence), GPUs, "
               "networks trained on thousands of videos; quoted from the authors, not computed here. They are not "
