@@ -170,13 +170,14 @@ def write(args: argparse.Namespace) -> int:
                "rows": rows.replace({np.nan: None}).to_dict(orient="records"),
                "curves": {t["row"]["method"]: {"time": t["curve"].time.tolist(), "J_AND_F": t["curve"].value.tolist()}
                           for t in tables},
-               "published_quoted": PUBLISHED, "plot": plot.name}
+               "published_quoted": PUBLISHED, "plot": plot.name, "notes": list(args.note)}
     atomic_write(out / f"{stem}.json", json.dumps(payload, indent=1) + "\n")
     n_int = int(meta["max_interactions"])
     lines = [f"# Leaderboard: {meta['dataset']} {meta['split']}, interactive track", "", f"Protocol: {protocol}.", "",
              "Sources: *this run* = played by `benchmarks/interactive_leaderboard.py` on this machine (commands "
              "below). AUC, J&F@60s, J&F: higher is better; s/interaction (the clock above, mean over answers) "
              "and wall s/interaction (wall clock of the same answers, other jobs included): lower is better.", "",
+             *([ "Notes:", ""] + [f"- {n}" for n in args.note] + [""] if args.note else []),
              "## Leaderboard", "",
              "| method | source | AUC | J&F@60s | final J&F | s/interaction | wall s/interaction | device | options |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
@@ -230,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     w.add_argument("--runs", type=Path, default=Path("runs/interactive"))
     w.add_argument("--out", type=Path, default=Path("leaderboards"))
     w.add_argument("--order", nargs="*", default=None, help="labels in the order of the table (default: by AUC)")
+    w.add_argument("--note", action="append", default=[], help="a line for the notes above the table (repeatable)")
     w.set_defaults(func=write)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
