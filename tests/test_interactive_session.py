@@ -268,6 +268,7 @@ def test_cli_robot_alone_plays_the_default_baseline(tmp_path, capsys, monkeypatc
     """`vosbench interactive --robot` as typed: the default baseline on the embedded dataset, the official robot."""
     import dataclasses
 
+    from vosbench.cli.dataset_args import default_out
     from vosbench.cli.interactive import DEFAULT_METHOD
     from vosbench.io.synthetic import default_dataset_root
     from vosbench.tracks.interactive import session as session_module
@@ -284,11 +285,12 @@ def test_cli_robot_alone_plays_the_default_baseline(tmp_path, capsys, monkeypatc
     monkeypatch.setattr(session_module, "run_session", spy)
     monkeypatch.chdir(tmp_path)
     assert main(["interactive", "--robot", "--no-progress"]) == 0
-    assert played["method"] == DEFAULT_METHOD == "scribble-propagation"
+    assert played["method"] == DEFAULT_METHOD == "s2m-stm"
     assert played["params"].seed is None and played["params"].max_interactions == 8
     assert Path(played["root"]) == default_dataset_root()
     out = capsys.readouterr().out
     assert "protocol: DAVIS interactive" in out and "official scribbles" in out
     assert "AUC" in out and "J&F@60s" in out
-    folder = tmp_path / f"interactive-synthetic-{DEFAULT_METHOD}"
+    folder = default_out("interactive", f"synthetic-{DEFAULT_METHOD}")
     assert {p.name for p in folder.iterdir()} >= {"report.csv", "summary.json", "curve.png"}
+    assert not any(tmp_path.iterdir()), "nothing is written into the working folder unasked"
