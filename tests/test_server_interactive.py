@@ -333,10 +333,12 @@ def test_the_interactive_rules_reach_the_worker_configuration(tmp_path):
     from vosbench.server.config import ServerConfig, config_from_env
     from vosbench.tracks.interactive.engine import BudgetRule
 
-    config = ServerConfig(gt=tmp_path, data_dir=tmp_path, interactive_budget_rule="wall-clock", interactive_seed=3)
+    # A placeholder ground-truth folder: its kind is named, since there is nothing to detect it from.
+    config = ServerConfig(gt=tmp_path, dataset="davis2017", data_dir=tmp_path, interactive_budget_rule="wall-clock",
+                          interactive_seed=3)
     back = config_from_env(config.to_env())
     assert back.interactive_budget_rule is BudgetRule.WALL_CLOCK and back.interactive_seed == 3
-    assert ServerConfig(gt=tmp_path, data_dir=tmp_path).interactive_seed is None  # the official scribbles
+    assert ServerConfig(gt=tmp_path, dataset="davis2017", data_dir=tmp_path).interactive_seed is None  # the official scribbles
 
 
 @pytest.mark.parametrize("rule", ["method-time", "wall-clock"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from vosbench.cli.choices import add_enum_argument
 from vosbench.errors import ValidationError
-from vosbench.io.factory import DatasetKind, open_dataset
+from vosbench.io.factory import DatasetKind, detect_dataset_kind, open_dataset
 from vosbench.tracks.pack import pack_results
 from vosbench.tracks.params import EvalParams, Track
 from vosbench.tracks.validate import validate_folder
@@ -25,7 +25,8 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--out", required=True, type=Path, help="zip file to write")
     parser.add_argument("--gt", type=Path, default=None, help="dataset root: validate against it first")
     add_enum_argument(parser, "--track", [Track.SEMI, Track.UNSUPERVISED], default=Track.SEMI)
-    add_enum_argument(parser, "--dataset", DatasetKind, default=DatasetKind.DAVIS2017)
+    add_enum_argument(parser, "--dataset", DatasetKind, default=None,
+                      help="dataset kind of --gt (default: detected from the folder)")
     parser.add_argument("--split", default="val")
     parser.add_argument("--resolution", default="480p")
     parser.set_defaults(func=run)
@@ -34,9 +35,10 @@ def add_parser(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     sequences = None
     if args.gt is not None:
-        dataset = open_dataset(args.dataset, args.gt, split=args.split, resolution=args.resolution,
+        kind = detect_dataset_kind(args.gt, args.dataset)
+        dataset = open_dataset(kind, args.gt, split=args.split, resolution=args.resolution,
                                unsupervised=args.track is Track.UNSUPERVISED)
-        problems = validate_folder(dataset, args.results, EvalParams.official(args.track, dataset=args.dataset))
+        problems = validate_folder(dataset, args.results, EvalParams.official(args.track, dataset=kind))
         if problems:
             raise ValidationError(problems)
         sequences = dataset.sequence_names()

@@ -32,7 +32,8 @@ def _benchmark_arguments(parser: argparse.ArgumentParser, suppress: bool) -> Non
     parser.add_argument("--gt", type=Path, default=default(None),
                         help="dataset root whose ground truth is scored against, never served "
                              "(default: the embedded synthetic dataset, as `vosbench run`)")
-    add_enum_argument(parser, "--dataset", DatasetKind, default=default(DatasetKind.DAVIS2017))
+    add_enum_argument(parser, "--dataset", DatasetKind, default=default(None),
+                      help="dataset kind of --gt (default: detected from the folder)")
     parser.add_argument("--split", default=default("val"))
     parser.add_argument("--resolution", default=default("480p"))
     parser.add_argument("--tracks", default=default("semi,unsupervised"),
@@ -103,7 +104,7 @@ def _config(args: argparse.Namespace):
 
     gt = args.gt
     if gt is None:
-        if args.dataset is not DatasetKind.DAVIS2017:
+        if args.dataset not in (None, DatasetKind.SYNTHETIC):
             raise VosbenchError(f"--dataset {args.dataset.value} needs --gt ROOT, the folder holding Annotations/ "
                                 "(without --gt the embedded synthetic dataset is served).")
         from vosbench.io.synthetic import default_dataset_root

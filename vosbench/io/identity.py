@@ -66,6 +66,11 @@ def _evidence(root: Path, kind: str) -> str:
     return "it holds meta.json or train/valid/test folders with Annotations/"
 
 
+# Benchmarks whose downloads have YouTube-VOS's folder shape (split folders holding Annotations/ and
+# JPEGImages/): the shape alone cannot tell them apart, so naming one with --dataset is no contradiction.
+SHARES_YOUTUBEVOS_SHAPE = frozenset({"mose", "mosev2", "lvos", "sav", "vost"})
+
+
 def resolve_kind(root: str | os.PathLike, asked: Any = None) -> str:
     """The dataset kind to read `root` as: `asked` (a kind name or enum member), checked against the
     folder, or the detected kind when nothing was asked.
@@ -86,6 +91,8 @@ def resolve_kind(root: str | os.PathLike, asked: Any = None) -> str:
                              "Name the kind with --dataset (davis2016, davis2017, youtubevos, folder), or point "
                              "--gt at the dataset root.")
         return detected
+    if detected == "youtubevos" and asked_text in SHARES_YOUTUBEVOS_SHAPE:
+        return asked_text
     if detected is not None and asked_text != detected:
         raise InputError(root, f"is {READABLE.get(detected, detected)} ({_evidence(root, detected)}), but "
                          f"--dataset {asked_text} was asked for.",
@@ -166,13 +173,18 @@ def gt_fingerprint(dataset: Any) -> str:
     for sequence in dataset.sequence_names():
         digest.update(b"S" + sequence.encode() + b"\0")
         for frame in dataset.annotated_frames(sequence):
-            path = dataset.annotation_path(sequence, frame)
-            try:
-                data = Path(path).read_bytes()
-            except OSError as exc:
-                raise InputError(path, f"ground-truth file cannot be read ({exc}).",
-                                 "Check the dataset folder (--gt).") from exc
-            digest.update(b"F" + frame.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
+            paths = dataset.annotation_path(sequence, frame)
+            # One file per frame, or one per object (SA-V keeps a binary PNG per object).
+            if not isinstance(paths, (list, tuple)):
+                paths = [paths]
+            # SA-V's reader names each object's file as (object id, path).
+            for path in (p[1] if isinstance(p, tuple) else p for p in paths):
+                try:
+                    data = Path(path).read_bytes()
+                except OSError as exc:
+                    raise InputError(path, f"ground-truth file cannot be read ({exc}).",
+                                     "Check the dataset folder (--gt).") from exc
+                digest.update(b"F" + frame.encode() + b"\0" + len(data).to_bytes(8, "little") + data)
     return digest.hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from vosbench.io.factory import DatasetKind
+from vosbench.io.factory import DatasetKind, detect_dataset_kind
 from vosbench.io.paths import vosbench_home
 from vosbench.tracks.interactive.engine import BudgetRule
 from vosbench.tracks.params import Track
@@ -47,7 +47,8 @@ class ServerConfig:
     """
 
     gt: Path
-    dataset: DatasetKind = DatasetKind.DAVIS2017
+    # None: detected from `gt` (the rule every command uses); a kind that contradicts the folder is an error.
+    dataset: DatasetKind | None = None
     split: str = "val"
     resolution: str = "480p"
     tracks: tuple[Track, ...] = SERVER_TRACKS
@@ -68,7 +69,7 @@ class ServerConfig:
     def __post_init__(self):
         object.__setattr__(self, "gt", Path(self.gt))
         object.__setattr__(self, "data_dir", Path(self.data_dir))
-        object.__setattr__(self, "dataset", DatasetKind(self.dataset))
+        object.__setattr__(self, "dataset", detect_dataset_kind(self.gt, self.dataset))
         object.__setattr__(self, "tracks", tuple(Track(t) for t in self.tracks))
         object.__setattr__(self, "interactive_budget_rule", BudgetRule(self.interactive_budget_rule))
         if self.interactive_gt is not None:

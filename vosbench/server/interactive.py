@@ -136,7 +136,7 @@ class InteractiveTrack:
         self.params = SessionParams(max_interactions=config.interactive_max_interactions,
                                     max_time=config.interactive_max_time, seed=config.interactive_seed,
                                     budget_rule=config.interactive_budget_rule)
-        self.dataset = open_dataset(DatasetKind.DAVIS2017, config.interactive_gt, split=config.interactive_split)
+        self.dataset = open_dataset(None, config.interactive_gt, split=config.interactive_split)
         self.robot = ScribbleRobot(self.params.robot, seed=self.params.seed)
         self.samples = [_Sample(s.sequence, s.scribble_idx, s.first_scribble) for s in find_samples(self.dataset)]
         self._by_key = {_key(s.sequence, s.scribble_idx): s for s in self.samples}
