@@ -44,16 +44,9 @@ def _committed(method: str):
     return rows.iloc[0], per_sequence
 
 
-# The committed osvos row predates the `finetune_dreams` option (its options key lacks it), so today's
-# run would land beside it instead of replacing it; a full val run (about 31 CPU-minutes, 1.35 s/frame)
-# must make it again. Strict: once the row is re-made this passes and the marker must go.
-OSVOS_STALE = pytest.mark.xfail(strict=True, reason="committed osvos row made before finetune_dreams was recorded; "
-                                "to be re-made with a full DAVIS 2016 val run")
-
-
 @pytest.mark.shared
 @pytest.mark.slow
-@pytest.mark.parametrize("method", ["stm", pytest.param("osvos", marks=OSVOS_STALE), "masktrack"])
+@pytest.mark.parametrize("method", ["stm", "osvos", "masktrack"])
 def test_committed_this_run_rows_are_reproduced(method, davis2016_root, tmp_path):
     row, per_sequence = _committed(method)
     here = cpu_model()
