@@ -26,7 +26,7 @@ def test_play_then_write(tmp_path):
     root = default_dataset_root()
     sequence = (root / "ImageSets" / "2017" / "val.txt").read_text().split()[0]
     runs, out = tmp_path / "runs", tmp_path / "leaderboards"
-    play = ["play", "--gt", str(root), "--dataset", "davis2017", "--sequences", sequence, "--label", "grabcut row",
+    play = ["play", "--gt", str(root), "--dataset", "synthetic", "--sequences", sequence, "--label", "grabcut row",
             "--method", "s2m-stm", "--option", 'interaction="grabcut"', "--max-interactions", "2",
             "--runs", str(runs)]
     assert script.main(play) == 0
@@ -41,13 +41,13 @@ def test_play_then_write(tmp_path):
     assert (runs / "grabcut_row" / "report.csv").read_text() == report
 
     assert script.main(["write", "--runs", str(runs), "--out", str(out), "--note", "a note"]) == 0
-    table = pd.read_csv(out / "davis2017-val-interactive.csv")
+    table = pd.read_csv(out / "synthetic-val-interactive.csv")
     assert list(table["method"]) == ["grabcut row"] and list(table["source"]) == ["this run"]
     assert table["AUC"].iloc[0] == pytest.approx(row["summary"]["auc"], abs=1e-5)
     assert {"J&F after 1", "J&F after 2"} <= set(table.columns) and "J&F after 3" not in table.columns
-    assert (out / "davis2017-val-interactive.png").stat().st_size > 0
-    text = (out / "davis2017-val-interactive.md").read_text()
+    assert (out / "synthetic-val-interactive.png").stat().st_size > 0
+    text = (out / "synthetic-val-interactive.md").read_text()
     board, published = text.split("## Published interactive figures")
     assert "grabcut row" in board and "MiVOS" not in board and "MiVOS" in published and "- a note" in board
-    payload = json.loads((out / "davis2017-val-interactive.json").read_text())
+    payload = json.loads((out / "synthetic-val-interactive.json").read_text())
     assert payload["track"] == "interactive" and payload["rows"][0]["method"] == "grabcut row"

@@ -188,7 +188,7 @@ def test_training_writes_loadable_weights_and_resumes(tmp_path, monkeypatch):
     from vosbench.methods.training import TrainConfig
 
     root = default_dataset_root()
-    config = TrainConfig(data=root, out=tmp_path / "run", dataset="davis2017", split="train", steps=2,
+    config = TrainConfig(data=root, out=tmp_path / "run", dataset="synthetic", split="train", steps=2,
                          batch_size=2, checkpoint_every=1, device="cpu", threads=1, progress=False,
                          options={"crop": 64, "synthetic_sequences": 0})
     summary = S2MSTM.train(config)

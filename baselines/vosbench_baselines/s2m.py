@@ -43,7 +43,7 @@ from torch import nn
 from vosbench.errors import InputError, VosbenchError
 from vosbench.io.scribbles import annotated_frames, scribbles_to_masks
 from vosbench.methods.base import InteractiveMethod, Video
-from vosbench.methods.device import configure_threads, resolve_device
+from vosbench.methods.device import prepare_torch
 from vosbench_baselines.encoder import CHANNELS
 from vosbench_baselines.stm import DEFAULT_WEIGHTS as STM_WEIGHTS
 from vosbench_baselines.stm import STMNet, _label_of_highest, _upsample, aggregate, load_stm
@@ -201,9 +201,7 @@ class S2MSTM(InteractiveMethod):
         if self.size < 16 or self.mem_every < 1:
             raise VosbenchError("s2m-stm: size must be >= 16 and mem_every >= 1")
         self.interaction, self.fusion = interaction, fusion
-        self.device = resolve_device(device)
-        if self.device == "cpu":
-            configure_threads(threads)
+        self.device = prepare_torch(device, threads)
         self.stm_weights = Path(stm_weights) if stm_weights else STM_WEIGHTS
         self.stm = load_stm(self.stm_weights).to(self.device).eval()
         self.stm.encoder.fold_batchnorm()
@@ -391,9 +389,7 @@ class S2MSTM(InteractiveMethod):
         from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
         from vosbench_baselines.training import cosine_lr, export_weights, train_loop
 
-        device = resolve_device(config.device)
-        if device == "cpu":
-            configure_threads(config.threads)
+        device = prepare_torch(config.device, config.threads)
         options: dict[str, Any] = {"crop": 192, "scale": [0.8, 1.5], "max_skip": 10, "mix_fraction": 0.25,
                                    "synthetic_sequences": 15, "davis_videos": None, "warmup": 100,
                                    "stm_weights": None}
@@ -452,7 +448,7 @@ def _synthetic_training_frames(n_sequences: int) -> "ConcatFrames":
     from vosbench_baselines.data import TrainingFrames
 
     root = default_dataset_root(seed=1, params=SyntheticParams(n_sequences=n_sequences, n_frames=20))
-    return ConcatFrames([TrainingFrames(open_dataset("davis2017", root, split=split)) for split in ("train", "val")])
+    return ConcatFrames([TrainingFrames(open_dataset(None, root, split=split)) for split in ("train", "val")])
 
 
 class ConcatFrames:
