@@ -144,6 +144,17 @@ def test_rectangle_dilation_equals_disk_dilation(radius, height, width, seed):
     np.testing.assert_array_equal(dilate_disk(image, radius), expected)
 
 
+def test_rectangle_dilation_equals_disk_dilation_for_every_radius_up_to_40():
+    # The Horner-style passes depend on the radius's rectangles: check every radius a 1080p frame
+    # (diagonal 2,203 px, radius 18 at 0.008) or a larger bound_th could ask for.
+    rng = np.random.default_rng(3)
+    image = (rng.random((90, 130)) < 0.02).astype(np.uint8)
+    image[0, 5] = image[-1, -1] = image[45, 0] = 1      # pixels on the border
+    for radius in range(0, 41):
+        expected = cv2.dilate(image, _disk_kernel(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        np.testing.assert_array_equal(dilate_disk(image, radius), expected, err_msg=f"radius {radius}")
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(0, 2**32 - 1), st.booleans(),
        st.sampled_from([0.008, 0.05, 0.1, 0.2, 3]))

@@ -39,40 +39,68 @@ def _disk_kernel(radius: int) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _disk_rectangles(radius: int) -> tuple[np.ndarray, ...] | None:
-    """The disk as a union of centred rectangles, or None if it is not one.
+def _disk_rectangles(radius: int) -> tuple[tuple[int, int], ...] | None:
+    """The disk as a union of centred rectangles, as (a, b) half-sizes, or None if it is not one.
 
     Row half-widths of a disk shrink away from the centre, so the disk is the
     union of one rectangle per distinct half-width a: (2a + 1) wide and as tall
-    as the rows at least that wide. Dilating by a union is the union of the
-    dilations, and OpenCV dilates by a rectangle separably, which at 480p is
-    faster than its generic path for a 17x17 disk.
+    as the rows at least that wide (2b + 1). Sorted by a, so b decreases.
     """
     footprint = _disk_kernel(radius).astype(bool)
     centre = radius
     half_widths = footprint.sum(axis=1) // 2
     union = np.zeros_like(footprint)
-    kernels = []
+    rectangles = []
     for a in sorted(set(half_widths.tolist())):
         rows = np.flatnonzero(half_widths >= a)
         b = int(max(abs(rows - centre)))
         union[centre - b:centre + b + 1, centre - a:centre + a + 1] = True
-        kernels.append(cv2.getStructuringElement(cv2.MORPH_RECT, (2 * a + 1, 2 * b + 1)))
+        rectangles.append((a, b))
     if not np.array_equal(union, footprint):
         return None
-    return tuple(kernels)
+    return tuple(rectangles)
+
+
+@lru_cache(maxsize=16)
+def _disk_passes(radius: int) -> tuple[tuple[np.ndarray | None, np.ndarray | None], ...] | None:
+    """One (horizontal, vertical) pair of 1-D kernels per rectangle of the disk, for `dilate_disk`:
+    the horizontal one grows the previous rectangle's half-width to this one's, the vertical one is
+    as tall as this rectangle's half-height exceeds the next one's (None: no pass)."""
+    rectangles = _disk_rectangles(radius)
+    if rectangles is None:
+        return None
+    passes = []
+    for k, (a, b) in enumerate(rectangles):
+        grow = a - (rectangles[k - 1][0] if k else 0)
+        drop = b - (rectangles[k + 1][1] if k + 1 < len(rectangles) else 0)
+        passes.append((cv2.getStructuringElement(cv2.MORPH_RECT, (2 * grow + 1, 1)) if grow else None,
+                       cv2.getStructuringElement(cv2.MORPH_RECT, (1, 2 * drop + 1)) if drop else None))
+    return tuple(passes)
 
 
 def dilate_disk(image: np.ndarray, radius: int) -> np.ndarray:
-    """Binary dilation of a uint8 0/1 image by ``disk(radius)``, zeros beyond the border."""
-    rectangles = _disk_rectangles(radius)
-    if rectangles is None or radius <= 0:
+    """Binary dilation of a uint8 0/1 image by ``disk(radius)``, zeros beyond the border.
+
+    The disk is a union of rectangles (a_k, b_k), widths growing as heights shrink, and dilating by
+    a rectangle is a horizontal then a vertical 1-D pass; 1-D passes compose (a pass of half-size
+    a1 after one of a2 is one of a1 + a2) and distribute over unions, so the union of the rectangle
+    dilations is computed Horner-style with short passes:
+    ``V_b5(y5 | V_(b4-b5)(y4 | ... V_(b0-b1)(y0)))`` with ``y_k = H_(a_k - a_(k-1))(y_(k-1))``.
+    Equal to one dilation by the disk (tested), and about a fifth faster than one dilation per
+    rectangle, which itself beats OpenCV's generic path for a 17x17 disk at 480p.
+    """
+    passes = _disk_passes(radius)
+    if passes is None or radius <= 0:
         return cv2.dilate(image, _disk_kernel(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    row_grown = image
     out = None
-    for kernel in rectangles:
-        grown = cv2.dilate(image, kernel, borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        out = grown if out is None else cv2.bitwise_or(out, grown, dst=out)
-    return out
+    for horizontal, vertical in passes:
+        if horizontal is not None:
+            row_grown = cv2.dilate(row_grown, horizontal, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        out = row_grown if out is None else cv2.bitwise_or(out, row_grown)
+        if vertical is not None:
+            out = cv2.dilate(out, vertical, borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return out.copy() if out is image else out
 
 
 def seg2bmap(seg: np.ndarray) -> np.ndarray:
