@@ -31,8 +31,49 @@ def read_frame(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
 def _stems(folder: Path, suffixes: Sequence[str]) -> list[str]:
     return sorted(p.stem for p in folder.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith("."))
+
+
+def mask_stems(folder: Path, missing: str, fix: str) -> list[str]:
+    """The frame names of a video's folder of PNG masks; an InputError naming the folder (`missing`,
+    `fix`: the reader's own words) when it does not exist."""
+    if not folder.is_dir():
+        raise InputError(folder, missing, fix)
+    return _stems(folder, (".png",))
+
+
+def read_videos_json(path: Path, what: str, missing_fix: str | None, shape: str) -> dict:
+    """The ``"videos"`` object of a benchmark's meta file (YouTube-VOS, MOSEv2, LVOS).
+
+    what: the file's name in messages ("a YouTube-VOS meta.json"); missing_fix: the fix when the
+    file does not exist (None: a missing file is the caller's business, like any unreadable one);
+    shape: what the file must hold, for the message when it holds something else."""
+    import json
+
+    try:
+        videos = json.loads(path.read_text(encoding="utf-8"))["videos"]
+        if not isinstance(videos, dict):
+            raise TypeError("'videos' is not an object")
+    except FileNotFoundError:
+        if missing_fix is None:
+            raise
+        raise InputError(path, "does not exist.", missing_fix) from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(path, f"is not {what} ({exc}).", f"It must hold {shape}.") from None
+    return videos
+
+
+def find_image(folder: Path, frame: str, suffixes: Sequence[str] = IMAGE_SUFFIXES) -> Path | None:
+    """The image file of `frame` in `folder`, trying `suffixes` in order; None when there is none."""
+    for suffix in suffixes:
+        path = folder / f"{frame}{suffix}"
+        if path.exists():
+            return path
+    return None
 
 
 class Dataset(ABC):
@@ -193,11 +234,9 @@ class DavisDataset(Dataset):
 
     def frame_names(self, sequence: str) -> list[str]:
         if sequence not in self._frames:
-            folder = self._annotation_dir(sequence)
-            if not folder.is_dir():
-                raise InputError(folder, "ground-truth folder of the sequence does not exist.",
-                                 "Check --gt and --split: every sequence of the split needs its Annotations folder.")
-            self._frames[sequence] = _stems(folder, (".png",))
+            self._frames[sequence] = mask_stems(
+                self._annotation_dir(sequence), "ground-truth folder of the sequence does not exist.",
+                "Check --gt and --split: every sequence of the split needs its Annotations folder.")
         return list(self._frames[sequence])
 
     def annotation_path(self, sequence: str, frame: str) -> Path:
@@ -205,11 +244,7 @@ class DavisDataset(Dataset):
 
     def image_path(self, sequence: str, frame: str) -> Path:
         folder = self.image_dir(sequence)
-        for suffix in (".jpg", ".png", ".jpeg"):
-            path = folder / f"{frame}{suffix}"
-            if path.exists():
-                return path
-        return folder / f"{frame}.jpg"
+        return find_image(folder, frame, (".jpg", ".png", ".jpeg")) or folder / f"{frame}.jpg"
 
     def describe(self) -> str:
         return f"{self.title} {self.split} ({self.resolution}) at {self.root}"

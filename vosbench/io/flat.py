@@ -12,13 +12,12 @@ when there is one, else those of meta.json, else every annotation folder.
 """
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Sequence
 
 from vosbench.errors import InputError
-from vosbench.io.datasets import Dataset, _stems
+from vosbench.io.datasets import IMAGE_SUFFIXES, Dataset, _stems, find_image, mask_stems, read_videos_json
 
 SPLIT_FOLDERS = {"val": ("valid", "val"), "valid": ("valid", "val"), "train": ("train",), "test": ("test",)}
 
@@ -69,11 +68,9 @@ class FlatDavisDataset(Dataset):
 
     def frame_names(self, sequence: str) -> list[str]:
         if sequence not in self._frames:
-            folder = self.root / "Annotations" / sequence
-            if not folder.is_dir():
-                raise InputError(folder, "ground-truth folder of the video does not exist.",
-                                 "Check --gt and --split: every video of the split needs its Annotations folder.")
-            self._frames[sequence] = _stems(folder, (".png",))
+            self._frames[sequence] = mask_stems(
+                self.root / "Annotations" / sequence, "ground-truth folder of the video does not exist.",
+                "Check --gt and --split: every video of the split needs its Annotations folder.")
         return list(self._frames[sequence])
 
     def annotation_path(self, sequence: str, frame: str) -> Path:
@@ -81,11 +78,7 @@ class FlatDavisDataset(Dataset):
 
     def image_path(self, sequence: str, frame: str) -> Path:
         folder = self.root / "JPEGImages" / sequence
-        for suffix in (".jpg", ".jpeg", ".png"):
-            path = folder / f"{frame}{suffix}"
-            if path.exists():
-                return path
-        return folder / f"{frame}.jpg"
+        return find_image(folder, frame) or folder / f"{frame}.jpg"
 
     def describe(self) -> str:
         return f"{self.label} {self.split} at {self.root}"
@@ -104,7 +97,7 @@ class MoseDataset(FlatDavisDataset):
 
     def video_frames(self, sequence: str) -> list[str]:
         """Every frame of a video (JPEGImages), whatever is annotated."""
-        return _stems(self.root / "JPEGImages" / sequence, (".jpg", ".jpeg", ".png"))
+        return _stems(self.root / "JPEGImages" / sequence, IMAGE_SUFFIXES)
 
 
 class VostDataset(FlatDavisDataset):
@@ -133,17 +126,9 @@ class MoseV2Dataset(FlatDavisDataset):
         super().__init__(self.root, split=split, sequences=sequences)
 
     def _read_meta(self) -> dict:
-        try:
-            videos = json.loads(self._meta_path.read_text(encoding="utf-8"))["videos"]
-            if not isinstance(videos, dict):
-                raise TypeError("'videos' is not an object")
-        except FileNotFoundError:
-            raise InputError(self._meta_path, "MOSEv2 meta.json not found.",
-                             "Put meta.json (the split's {\"videos\": ...} file) next to Annotations/.") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(self._meta_path, f"is not a MOSEv2 meta.json ({exc}).",
-                             'It must hold {"videos": {video: {"length": n, "objects": {...}}}}.') from None
-        return videos
+        return read_videos_json(self._meta_path, "a MOSEv2 meta.json",
+                                "Put meta.json (the split's {\"videos\": ...} file) next to Annotations/.",
+                                '{"videos": {video: {"length": n, "objects": {...}}}}')
 
     def _read_sequences(self) -> list[str]:
         return sorted(self._meta)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vosbench.errors import InputError
-from vosbench.io.datasets import Dataset, _stems
+from vosbench.io.datasets import Dataset, find_image, mask_stems
 
 
 class FolderDataset(Dataset):
@@ -55,11 +55,8 @@ class FolderDataset(Dataset):
 
     def frame_names(self, sequence: str) -> list[str]:
         if sequence not in self._frames:
-            folder = self._masks / sequence
-            if not folder.is_dir():
-                raise InputError(folder, "ground-truth folder of the sequence does not exist.",
-                                 "Every sequence scored needs a folder of PNG masks.")
-            self._frames[sequence] = _stems(folder, (".png",))
+            self._frames[sequence] = mask_stems(self._masks / sequence, "ground-truth folder of the sequence does not exist.",
+                                                "Every sequence scored needs a folder of PNG masks.")
         return list(self._frames[sequence])
 
     def annotation_path(self, sequence: str, frame: str) -> Path:
@@ -67,10 +64,9 @@ class FolderDataset(Dataset):
 
     def image_path(self, sequence: str, frame: str) -> Path:
         folder = self.root / "JPEGImages" / sequence
-        for suffix in (".jpg", ".jpeg", ".png"):
-            path = folder / f"{frame}{suffix}"
-            if path.exists():
-                return path
+        path = find_image(folder, frame)
+        if path is not None:
+            return path
         raise InputError(folder / f"{frame}.jpg", "frame image does not exist.",
                          "Put the frames in <root>/JPEGImages/<sequence>/ with the masks' names.")
 

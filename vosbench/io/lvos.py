@@ -12,7 +12,6 @@ Each object is scored on its own frames: every fifth frame from its start (see
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vosbench.errors import InputError
-from vosbench.io.datasets import Dataset, _stems
+from vosbench.io.datasets import IMAGE_SUFFIXES, Dataset, _stems, read_videos_json
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +72,9 @@ class LvosDataset(Dataset):
         self._frames: dict[str, list[str]] = {}
 
     def _read_meta(self) -> dict:
-        try:
-            videos = json.loads(self._meta_path.read_text(encoding="utf-8"))["videos"]
-            if not isinstance(videos, dict):
-                raise TypeError("'videos' is not an object")
-        except FileNotFoundError:
-            raise InputError(self._meta_path, "LVOS meta file not found.",
-                             "Put the split's meta file (valid_meta.json) next to Annotations/.") from None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(self._meta_path, f"is not an LVOS meta file ({exc}).",
-                             'It must hold {"videos": {video: {"objects": {id: {"frame_range": ...}}}}}.') from None
-        return videos
+        return read_videos_json(self._meta_path, "an LVOS meta file",
+                                "Put the split's meta file (valid_meta.json) next to Annotations/.",
+                                '{"videos": {video: {"objects": {id: {"frame_range": ...}}}}}')
 
     def objects(self, sequence: str) -> list[ObjectRange]:
         """Every object of a video with its frame range, in the meta file's order."""
@@ -116,7 +107,7 @@ class LvosDataset(Dataset):
     def frame_names(self, sequence: str) -> list[str]:
         if sequence not in self._frames:
             images = self.root / "JPEGImages" / sequence
-            names = _stems(images, (".jpg", ".jpeg", ".png")) if images.is_dir() else []
+            names = _stems(images, IMAGE_SUFFIXES) if images.is_dir() else []
             self._frames[sequence] = sorted(set(names) | set(self.annotated_frames(sequence)))
         return list(self._frames[sequence])
 

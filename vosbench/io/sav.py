@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from vosbench.errors import InputError
-from vosbench.io.datasets import Dataset, _stems
+from vosbench.io.datasets import IMAGE_SUFFIXES, Dataset, _stems
 
 ANNOTATIONS = "Annotations_6fps"
 IMAGES = "JPEGImages_24fps"
@@ -79,7 +79,7 @@ class SavDataset(Dataset):
 
     def frame_names(self, sequence: str) -> list[str]:
         images = self.root / IMAGES / sequence
-        names = _stems(images, (".jpg", ".jpeg", ".png")) if images.is_dir() else []
+        names = _stems(images, IMAGE_SUFFIXES) if images.is_dir() else []
         return sorted(set(names) | set(self.annotated_frames(sequence)))
 
     def annotation_path(self, sequence: str, frame: str):

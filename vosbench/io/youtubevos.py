@@ -13,14 +13,13 @@ breakdown (`vosbench.tracks.youtubevos`).
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Sequence
 
 from vosbench.errors import InputError
-from vosbench.io.datasets import Dataset, _stems
+from vosbench.io.datasets import IMAGE_SUFFIXES, Dataset, _stems, find_image, mask_stems, read_videos_json
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +75,8 @@ class YouTubeVOSDataset(Dataset):
     def _read_meta(self) -> dict[str, dict]:
         if not self._meta_path.is_file():
             return {}
-        try:
-            data = json.loads(self._meta_path.read_text(encoding="utf-8"))
-            videos = data["videos"]
-            if not isinstance(videos, dict):
-                raise TypeError("'videos' is not an object")
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise InputError(self._meta_path, f"is not a YouTube-VOS meta.json ({exc}).",
-                             'It must hold {"videos": {video: {"objects": {id: {"category": ..., '
-                             '"frames": [...]}}}}}.') from None
-        return videos
+        return read_videos_json(self._meta_path, "a YouTube-VOS meta.json", None,
+                                '{"videos": {video: {"objects": {id: {"category": ..., "frames": [...]}}}}}')
 
     # -- Dataset ----------------------------------------------------------------
     def sequence_names(self) -> list[str]:
@@ -93,18 +84,16 @@ class YouTubeVOSDataset(Dataset):
 
     def annotated_frames(self, sequence: str) -> list[str]:
         if sequence not in self._annotated:
-            folder = self.root / "Annotations" / sequence
-            if not folder.is_dir():
-                raise InputError(folder, "annotation folder of the video does not exist.",
-                                 "Check --gt and --split: every video scored needs its Annotations folder.")
-            self._annotated[sequence] = _stems(folder, (".png",))
+            self._annotated[sequence] = mask_stems(
+                self.root / "Annotations" / sequence, "annotation folder of the video does not exist.",
+                "Check --gt and --split: every video scored needs its Annotations folder.")
         return list(self._annotated[sequence])
 
     def frame_names(self, sequence: str) -> list[str]:
         """Every frame of the video (JPEGImages); the annotated frames when the images are absent."""
         if sequence not in self._frames:
             images = self.root / "JPEGImages" / sequence
-            names = _stems(images, (".jpg", ".jpeg", ".png")) if images.is_dir() else []
+            names = _stems(images, IMAGE_SUFFIXES) if images.is_dir() else []
             annotated = self.annotated_frames(sequence)
             self._frames[sequence] = sorted(set(names) | set(annotated))
         return list(self._frames[sequence])
@@ -114,11 +103,7 @@ class YouTubeVOSDataset(Dataset):
 
     def image_path(self, sequence: str, frame: str) -> Path:
         folder = self.root / "JPEGImages" / sequence
-        for suffix in (".jpg", ".jpeg", ".png"):
-            path = folder / f"{frame}{suffix}"
-            if path.exists():
-                return path
-        return folder / f"{frame}.jpg"
+        return find_image(folder, frame) or folder / f"{frame}.jpg"
 
     # -- categories ---------------------------------------------------------------
     def object_categories(self, sequence: str) -> dict[int, str]:
