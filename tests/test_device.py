@@ -78,6 +78,20 @@ def test_cuda_without_a_gpu_is_a_clear_error(asked):
         device.resolve_device(asked)
 
 
+@pytest.mark.parametrize("cuda_build", [None, "13.0"])
+def test_cuda_without_a_gpu_says_which_torch_build_and_which_fix(monkeypatch, cuda_build):
+    # PyPI's Linux wheel is a CUDA build: on a machine without a GPU the fix is not another build.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", cuda_build)
+    with pytest.raises(device.DeviceError) as raised:
+        device.resolve_device("cuda")
+    message = str(raised.value)
+    if cuda_build:
+        assert "a CUDA 13.0 build" in message and "driver" in message and "install a CUDA build" not in message
+    else:
+        assert "a CPU-only build" in message and "install a CUDA build" in message
+
+
 def test_an_unknown_device_is_refused():
     with pytest.raises(device.DeviceError, match="Fix: pass auto, cpu, cuda"):
         device.prepare_torch("gpu")

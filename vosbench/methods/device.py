@@ -25,9 +25,14 @@ def resolve_device(device: str = "auto") -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device} was asked for, but this torch ({torch.__version__}) sees no CUDA "
-                              "device. Fix: pass --device cpu (or auto), or install a CUDA build of torch on a "
-                              "machine with an NVIDIA GPU.")
+            if torch.version.cuda:     # a CUDA build (PyPI's on Linux) on a machine without a usable GPU
+                why, fix = (f"a CUDA {torch.version.cuda} build, sees no CUDA device (no NVIDIA GPU, or its driver "
+                            "is missing or too old)", "or run on a machine with an NVIDIA GPU and a recent driver")
+            else:
+                why, fix = "a CPU-only build, sees no CUDA device", "or install a CUDA build of torch on a machine " \
+                                                                    "with an NVIDIA GPU (README, Install)"
+            raise DeviceError(f"--device {device} was asked for, but this torch ({torch.__version__}), {why}. "
+                              f"Fix: pass --device cpu (or auto), {fix}.")
         index = device.partition(":")[2]
         if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
             raise DeviceError(f"--device {device}: torch sees {torch.cuda.device_count()} CUDA device(s). "
