@@ -200,6 +200,88 @@ def test_training_writes_loadable_weights_and_resumes(tmp_path, monkeypatch):
         S2MSTM.train(TrainConfig(**{**config.__dict__, "out": tmp_path / "bad", "options": {"crops": 3}}))
 
 
+class _MovingFrames:
+    """One sequence of 6 frames at 96x128: a red ellipse (the object) moves right; from the second frame
+    on a red disk that is not the object sits in a corner, which STM's propagation takes for it."""
+
+    sequences = ["moving"]
+
+    def length(self, sequence):
+        return 6
+
+    def image(self, sequence, index):
+        image = _elongated_scene(shift=4 * index)[0]
+        if index:
+            cv2.circle(image, (18, 82), 11, (200, 40, 40), -1)
+        return image
+
+    def mask(self, sequence, index):
+        return (_elongated_scene(shift=4 * index)[1] == 1).astype(np.uint8)
+
+
+def test_real_propagation_errors_are_stm_propagations_cached_by_recipe(tmp_path):
+    from vosbench_baselines.s2m import STM_WEIGHTS, PropagatedErrors
+
+    frames = _MovingFrames()
+    cache = tmp_path / "propagation-errors.npz"
+    first = PropagatedErrors(frames, ["moving"], cache, STM_WEIGHTS, "cpu", 1)
+    assert cache.is_file()
+    for direction, start in ((0, 0), (1, 5)):
+        # The start frame holds the ground truth; the others what STM made of it: close, not equal.
+        assert np.array_equal(first.mask("moving", direction, start), frames.mask("moving", start) > 0)
+        others = [first.mask("moving", direction, i) for i in range(6) if i != start]
+        truths = [frames.mask("moving", i) > 0 for i in range(6) if i != start]
+        assert all(_jaccard(m, g) > 0.5 for m, g in zip(others, truths))
+        assert any(not np.array_equal(m, g) for m, g in zip(others, truths))
+    # A second reader takes the cache (same masks); another recipe (other sequences) computes again.
+    again = PropagatedErrors(frames, ["moving"], cache, STM_WEIGHTS, "cpu", 1)
+    assert all(np.array_equal(first.mask("moving", d, i), again.mask("moving", d, i)) for d in (0, 1) for i in range(6))
+    stamp = cache.stat().st_mtime_ns
+    PropagatedErrors(frames, ["moving"], cache, STM_WEIGHTS, "cpu", 1)
+    assert cache.stat().st_mtime_ns == stamp
+
+
+class _ShiftedSource:
+    """A stand-in for `PropagatedErrors` whose 'propagated' masks are the ground truth shifted down 8 px."""
+
+    def __init__(self, frames):
+        self.frames, self.sequences = frames, frames.sequences
+
+    def mask(self, sequence, direction, index):
+        return np.roll(self.frames.mask(sequence, index) > 0, 8, axis=0)
+
+
+def test_samples_with_real_propagation_errors_take_the_propagated_mask_as_the_wrong_one():
+    from vosbench_baselines.data import Augment, ClipSampler
+
+    frames = _MovingFrames()
+
+    def sampler(seed, share):
+        clips = ClipSampler(frames, clip_length=2, max_skip=3, augment=Augment(crop=(64, 64), rotation=0.0,
+                                                                              flip=False, scale=(1.0, 1.0)),
+                            seed=seed, min_object_pixels=20)
+        return S2MSampler(clips, seed=seed, propagated=_ShiftedSource(frames), propagation_share=share)
+
+    images, guidance, target = sampler(5, 1.0).batch(3)
+    for x, y in zip((images, guidance, target), sampler(5, 1.0).batch(3)):
+        assert np.array_equal(x, y)
+    # Without rotation or random zoom, the wrong mask (guidance channel 0) is the target shifted down
+    # 8 pixels of the 96-row frame, 16/3 at the 64-pixel crop: warped with the frame, not drawn anew.
+    for g, t in zip(guidance, target):
+        wrong, truth = g[0] > 0, t[0] > 0
+        assert g[1:].any() and not np.array_equal(wrong, truth)
+        (wy, wx), (ty, tx) = (np.argwhere(m).mean(axis=0) for m in (wrong, truth))
+        assert 4.3 < wy - ty < 6.3 and abs(wx - tx) < 0.5
+    # share 0: the first recipe's samples, whatever source is given.
+    plain = S2MSampler(ClipSampler(frames, clip_length=2, max_skip=3, augment=Augment(crop=(64, 64)), seed=5,
+                                   min_object_pixels=20), seed=5)
+    off = S2MSampler(ClipSampler(frames, clip_length=2, max_skip=3, augment=Augment(crop=(64, 64)), seed=5,
+                                 min_object_pixels=20), seed=5, propagated=_ShiftedSource(frames),
+                     propagation_share=0.0)
+    for x, y in zip(plain.batch(2), off.batch(2)):
+        assert np.array_equal(x, y)
+
+
 def _elongated_scene(shift: int = 0):
     """A red ellipse (object 1) and a blue rectangle (object 2): shapes the robot scribbles (a disk's medial
     axis is too short for it)."""

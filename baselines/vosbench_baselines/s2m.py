@@ -383,7 +383,9 @@ class S2MSTM(InteractiveMethod):
         mix_fraction (share of samples with an object pasted in from another sequence),
         synthetic_sequences (sequences of the generated synthetic set, seed 1, added to the data;
         0: none), davis_videos (use only the first N sequences of the split; null: all), warmup,
-        stm_weights (the encoder's STM weights; default the committed stm.pt).
+        stm_weights (the encoder's STM weights; default the committed stm.pt), propagation_errors (the
+        share of samples whose wrong mask is STM's own propagation of a split sequence from its first
+        or last frame, `PropagatedErrors`, computed once into <out>/propagation-errors.npz; 0: none).
         """
         from vosbench.io.factory import open_dataset
         from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
@@ -392,7 +394,7 @@ class S2MSTM(InteractiveMethod):
         device = prepare_torch(config.device, config.threads)
         options: dict[str, Any] = {"crop": 192, "scale": [0.8, 1.5], "max_skip": 10, "mix_fraction": 0.25,
                                    "synthetic_sequences": 15, "davis_videos": None, "warmup": 100,
-                                   "stm_weights": None}
+                                   "stm_weights": None, "propagation_errors": PROPAGATION_SHARE}
         unknown = sorted(set(config.options) - set(options))
         if unknown:
             raise VosbenchError(f"unknown s2m-stm training option(s) {unknown}; known: {sorted(options)}.")
@@ -409,8 +411,16 @@ class S2MSTM(InteractiveMethod):
         clips = ClipSampler(data, clip_length=2, max_skip=int(options["max_skip"]),
                             augment=Augment(crop=(crop, crop), scale=tuple(options["scale"])),
                             mix_fraction=float(options["mix_fraction"]), seed=config.seed)
-        sampler = S2MSampler(clips, seed=config.seed)
         stm_path = Path(options["stm_weights"]) if options["stm_weights"] else STM_WEIGHTS
+        share = options["propagation_errors"]
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise VosbenchError(f"s2m-stm training option propagation_errors must be a share in 0..1, got {share!r}.")
+        propagated = None
+        if share > 0:
+            davis = parts[0]
+            propagated = PropagatedErrors(davis, davis.sequences, Path(config.out) / "propagation-errors.npz",
+                                          stm_path, config.device, config.threads, progress=config.progress)
+        sampler = S2MSampler(clips, seed=config.seed, propagated=propagated, propagation_share=float(share))
         stm = load_stm(stm_path).to(device).eval()
         stm.encoder.fold_batchnorm()
         stm.requires_grad_(False)
@@ -476,6 +486,9 @@ class ConcatFrames:
 
 ERROR_KINDS = ("empty", "neighbour", "erode", "dilate", "shift", "cut", "merge")
 ERROR_WEIGHTS = (0.15, 0.25, 0.1, 0.1, 0.1, 0.15, 0.15)
+# Share of training samples whose wrong mask is the STM network's own propagation (`PropagatedErrors`)
+# rather than a simulated error; 0 gives the first recipe (the committed weights before it).
+PROPAGATION_SHARE = 0.1
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -546,15 +559,21 @@ class S2MSampler:
 
     From a clip of two frames (`ClipSampler`): an object of the first frame; a simulated error of its
     mask (the second frame's mask for ``neighbour``; with probability 0.3 a second error on top); the
-    robot's scribbles correcting it (official defaults, drawn on the crop). Seeded; resumable.
+    robot's scribbles correcting it (official defaults, drawn on the crop). With `propagated` (a
+    `PropagatedErrors`), a share `propagation_share` of the samples instead takes a frame's mask as the
+    STM network propagated it (the error of real propagation), warped with the frame and its ground
+    truth by the clip sampler's augmentation. Seeded; resumable.
     """
 
-    def __init__(self, clips: Any, seed: int = 0, second_error: float = 0.3):
+    def __init__(self, clips: Any, seed: int = 0, second_error: float = 0.3,
+                 propagated: "PropagatedErrors | None" = None, propagation_share: float = 0.0):
         from vosbench.tracks.interactive.robot import ScribbleRobot
 
         self.clips = clips
         self.rng = np.random.default_rng([seed, 17])
         self.second_error = second_error
+        self.propagated = propagated if propagation_share > 0 else None
+        self.propagation_share = float(propagation_share)
         self._robot = ScribbleRobot
 
     def state_dict(self) -> dict:
@@ -564,30 +583,158 @@ class S2MSampler:
         self.rng.bit_generator.state = state["rng"]
         self.clips.load_state_dict(state["clips"])
 
+    def _simulated(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(image, object's ground truth, wrong mask) with a simulated error; None: draw again."""
+        rng = self.rng
+        clip = self.clips.sample()
+        if not clip.num_objects:
+            return None
+        obj = int(rng.integers(1, clip.num_objects + 1))
+        ids = clip.masks[0]
+        gt = ids == obj
+        kind = str(rng.choice(ERROR_KINDS, p=ERROR_WEIGHTS))
+        others = (ids > 0) & ~gt
+        wrong = simulate_error(gt, kind, rng, neighbour=clip.masks[1] == obj, others=others)
+        if kind != "empty" and rng.random() < self.second_error:
+            extra = str(rng.choice(ERROR_KINDS[2:]))
+            wrong = simulate_error(wrong, extra, rng, others=others) if wrong.any() else wrong
+        return clip.images[0], gt, wrong
+
+    def _real_propagation(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(image, ground truth, STM's propagated mask) of one frame of `propagated`, augmented alike."""
+        rng, clips, source = self.rng, self.clips, self.propagated
+        sequence = source.sequences[int(rng.integers(len(source.sequences)))]
+        direction = int(rng.integers(2))            # 0: propagated from the first frame, 1: from the last
+        n = source.frames.length(sequence)
+        if n < 2:
+            return None
+        index = int(rng.integers(1, n)) if direction == 0 else int(rng.integers(0, n - 1))
+        gt = (source.frames.mask(sequence, index) > 0).astype(np.uint8)
+        if int(gt.sum()) < clips.min_object_pixels:
+            return None
+        image = source.frames.image(sequence, index)
+        wrong = source.mask(sequence, direction, index).astype(np.uint8)
+        center, flip, scale, angle = clips._clip_transform(gt)
+        image_w, gt_w = clips._warp(image, gt, center, scale, angle, flip, jitter=False)
+        _, wrong_w = clips._warp(image, wrong, center, scale, angle, flip, jitter=False)
+        from vosbench_baselines.data import _color
+
+        return _color(image_w, clips.rng, clips.augment), gt_w.astype(bool), wrong_w.astype(bool)
+
     def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         rng = self.rng
         for _ in range(20):
-            clip = self.clips.sample()
-            if not clip.num_objects:
+            if self.propagated is not None and rng.random() < self.propagation_share:
+                drawn = self._real_propagation()
+            else:
+                drawn = self._simulated()
+            if drawn is None:
                 continue
-            obj = int(rng.integers(1, clip.num_objects + 1))
-            ids = clip.masks[0]
-            gt = ids == obj
-            kind = str(rng.choice(ERROR_KINDS, p=ERROR_WEIGHTS))
-            others = (ids > 0) & ~gt
-            wrong = simulate_error(gt, kind, rng, neighbour=clip.masks[1] == obj, others=others)
-            if kind != "empty" and rng.random() < self.second_error:
-                extra = str(rng.choice(ERROR_KINDS[2:]))
-                wrong = simulate_error(wrong, extra, rng, others=others) if wrong.any() else wrong
+            image, gt, wrong = drawn
             robot = self._robot(seed=int(rng.integers(2**31)))
             paths = robot.frame_scribbles(gt.astype(np.uint8), wrong.astype(np.uint8), 1)
             if not paths:
                 continue
-            drawn = scribbles_to_masks({"scribbles": [paths]}, *gt.shape, thickness=SCRIBBLE_THICKNESS)[0]
-            guidance = guidance_maps(wrong.astype(np.uint8), drawn, 1)
-            return clip.images[0], guidance, gt[None].astype(np.float32)
+            scribbled = scribbles_to_masks({"scribbles": [paths]}, *gt.shape, thickness=SCRIBBLE_THICKNESS)[0]
+            guidance = guidance_maps(wrong.astype(np.uint8), scribbled, 1)
+            return image, guidance, gt[None].astype(np.float32)
         raise RuntimeError("no training sample with scribbles in 20 draws")
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         samples = [self.sample() for _ in range(size)]
         return tuple(np.stack([s[i] for s in samples]) for i in range(3))
+
+
+class PropagatedErrors:
+    """Every frame's mask as the STM network propagates the ground truth of a sequence's first frame
+    forward and of its last frame backward (the method's own propagation, fusion off): the errors a
+    real propagation makes, growing with the distance, for `S2MSampler`.
+
+    Computed once per recipe (sequences, STM weights, processing size, memory interval) and kept,
+    bit-packed, in `cache` (an .npz written atomically); a cache of another recipe is computed again.
+    """
+
+    def __init__(self, frames: Any, sequences: list[str], cache: Path, stm_weights: Path, device: str,
+                 threads: int | None, progress: bool = False):
+        import json
+
+        from vosbench.io.atomic import atomic_path
+
+        self.frames = frames
+        self.sequences = list(sequences)
+        recipe = json.dumps({"version": 1, "sequences": self.sequences, "size": PROCESSING_SIZE, "mem_every": 5,
+                             "stm_weights_sha256": weights_sha256(stm_weights)}, sort_keys=True)
+        self._packed: dict[str, np.ndarray] = {}
+        self._shapes: dict[str, tuple[int, ...]] = {}
+        cache = Path(cache)
+        if cache.is_file():
+            with np.load(cache, allow_pickle=False) as held:
+                if str(held["recipe"]) == recipe:
+                    for name in self.sequences:
+                        self._packed[name] = held[f"packed/{name}"]
+                        self._shapes[name] = tuple(int(v) for v in held[f"shape/{name}"])
+                    log.info("real propagation errors: read %s", cache)
+                    return
+        method = S2MSTM(device=device, stm_weights=stm_weights, interaction="grabcut", fusion="none",
+                        threads=threads)
+        started = time.perf_counter()
+        names = self.sequences
+        if progress:
+            from tqdm.auto import tqdm
+
+            names = tqdm(names, desc="propagating the training sequences", unit="seq", leave=False)
+        for name in names:
+            masks = self._propagate(method, name)
+            self._shapes[name] = masks.shape
+            self._packed[name] = np.packbits(masks.ravel())
+        arrays = {"recipe": np.array(recipe)}
+        for name in self.sequences:
+            arrays[f"packed/{name}"] = self._packed[name]
+            arrays[f"shape/{name}"] = np.array(self._shapes[name], dtype=np.int64)
+        with atomic_path(cache) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, **arrays)
+        log.info("real propagation errors of %d sequences in %.0f s -> %s", len(self.sequences),
+                 time.perf_counter() - started, cache)
+
+    def _propagate(self, method: "S2MSTM", sequence: str) -> np.ndarray:
+        """(2, n, H, W) bool: the object as propagated from the first frame, and from the last."""
+        from vosbench.methods.base import Video
+
+        n = self.frames.length(sequence)
+        images = [self.frames.image(sequence, j) for j in range(n)]
+        size = tuple(images[0].shape[:2])
+        video = Video(name=sequence, frames=images, frame_names=[f"{j:05d}" for j in range(n)], object_ids=[1])
+        out = np.zeros((2, n, *size), dtype=bool)
+        with torch.no_grad():
+            shared: _VideoState | None = None
+            for direction, start in enumerate((0, n - 1)):
+                state = _VideoState(n, size, method._processing_size(size), 1)
+                if shared is not None:       # a frame's features and key depend on the image alone
+                    state.feats, state.keys = shared.feats, shared.keys
+                shared = state
+                gt = (self.frames.mask(sequence, start) > 0).astype(np.float32)
+                if state.proc != size:
+                    gt = cv2.resize(gt, (state.proc[1], state.proc[0]), interpolation=cv2.INTER_NEAREST)
+                method._frame(video, state, start)
+                prob = torch.from_numpy(gt[None]).to(method.device)
+                state.probs[start] = prob
+                state.memory[start] = (state.keys[start].flatten(2), method._value(state, start, prob))
+                order = list(range(1, n)) if start == 0 else list(range(n - 2, -1, -1))
+                method._propagate(video, state, start, order, None)
+                out[direction, start] = gt.astype(bool) if state.proc == size else \
+                    (self.frames.mask(sequence, start) > 0)
+                for i in order:
+                    prob = state.probs[i]
+                    full = prob if state.proc == size else _upsample(prob[None], size)[0]
+                    out[direction, i] = (full[0] > 0.5).cpu().numpy()
+        return out
+
+    def mask(self, sequence: str, direction: int, index: int) -> np.ndarray:
+        shape = self._shapes[sequence]
+        plane = int(np.prod(shape[2:]))
+        start = (direction * shape[1] + index) * plane
+        # Bits of one (H, W) plane: unpack the bytes that hold it.
+        first, last = start // 8, (start + plane + 7) // 8
+        bits = np.unpackbits(self._packed[sequence][first:last])[start - 8 * first:start - 8 * first + plane]
+        return bits.reshape(shape[2:]).astype(bool)
