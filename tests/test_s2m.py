@@ -12,8 +12,9 @@ from vosbench.errors import InputError, VosbenchError
 from vosbench.io.scribbles import empty_scribbles
 from vosbench.methods import load_method
 from vosbench.methods.base import Video
-from vosbench_baselines.s2m import (DEFAULT_WEIGHTS, ERROR_KINDS, S2MNet, S2MSampler, S2MSTM, load_s2m,
-                                    simulate_error)
+from vosbench_baselines.fusion import FusionNet, fuse, load_fusion
+from vosbench_baselines.s2m import (DEFAULT_FUSION_WEIGHTS, DEFAULT_WEIGHTS, ERROR_KINDS, S2MNet, S2MSampler, S2MSTM,
+                                    load_s2m, simulate_error)
 from vosbench_baselines.training import export_weights
 
 
@@ -105,6 +106,98 @@ def test_linear_fusion_weighs_the_new_propagation_by_distance():
     assert torch.allclose(fused._states["v"].probs[5], expected, atol=1e-5)
     # Frames before the interacted frame 2 are not propagated again, fused or not.
     assert torch.equal(fused._states["v"].probs[0], replaced._states["v"].probs[0])
+
+
+def _random_fusion_weights(path):
+    """Fusion weights whose correction is not zero (an untrained network gives the linear rule)."""
+    torch.manual_seed(0)
+    net = FusionNet()
+    torch.nn.init.normal_(net.head.weight, std=0.1)
+    torch.nn.init.constant_(net.head.bias, -0.5)
+    return export_weights(net, path)
+
+
+def test_untrained_fusion_network_gives_the_linear_rule():
+    from vosbench_baselines.stm import aggregate
+
+    torch.manual_seed(0)
+    old, new = torch.rand(2, 24, 40), torch.rand(2, 24, 40)
+    new = new / new.sum(0).clamp(min=1)         # object probabilities sum to at most 1
+    feats8 = torch.randn(1, 40, 3, 5)
+    fused = fuse(FusionNet().eval(), old, new, 0.25, 1, 3, feats8)
+    linear = (0.25 * new + 0.75 * old).clamp(1e-4, 1 - 1e-4)
+    expected = torch.softmax(aggregate(torch.log(linear / (1 - linear))[None]), dim=1)[0, 1:]
+    assert fused.shape == (2, 24, 40) and torch.allclose(fused, expected, atol=1e-5)
+
+
+def test_learned_fusion_runs_and_differs_from_linear_only_between_interacted_frames(tmp_path):
+    video, gts = _video()
+    trained = DEFAULT_FUSION_WEIGHTS.is_file()
+    weights = DEFAULT_FUSION_WEIGHTS if trained else _random_fusion_weights(tmp_path / "fusion.pt")
+    learned = S2MSTM(device="cpu", interaction="grabcut", fusion="learned", fusion_weights=weights, threads=1)
+    linear = S2MSTM(device="cpu", interaction="grabcut", fusion="linear", threads=1)
+    assert learned.options["fusion"] == "learned" and learned.options["fusion_weights_sha256"]
+    assert "fusion_weights_sha256" not in linear.options
+    first = [m.interact(video, _scribble_both(10, 2), None) for m in (learned, linear)]
+    assert np.array_equal(first[0], first[1])            # a first interaction has nothing to fuse
+    second = [m.interact(video, _scribble_both(10, 8), f) for m, f in zip((learned, linear), first)]
+    a, b = learned._states["v"].probs, linear._states["v"].probs
+    # Frame 9 lies beyond the last interacted frame: the new propagation replaces, as with linear.
+    assert torch.equal(a[9], b[9])
+    # Frames 3-7 lie between the interacted frames 2 and 8: fused, differently.
+    for i in range(3, 8):
+        assert not torch.allclose(a[i], b[i], atol=1e-3), i
+    assert second[0].shape == (10, 96, 128) and second[0].dtype == np.uint8
+    if trained:      # the trained fusion still finds the objects between the interacted frames
+        for i in range(3, 8):
+            assert _jaccard(second[0][i] == 1, gts[i] == 1) > 0.7 and _jaccard(second[0][i] == 2, gts[i] == 2) > 0.7
+
+
+def test_learned_fusion_weights_are_checked(tmp_path):
+    with pytest.raises(InputError, match="missing-fusion.pt"):
+        S2MSTM(device="cpu", interaction="grabcut", fusion="learned", fusion_weights=tmp_path / "missing-fusion.pt")
+    export_weights(S2MNet(), tmp_path / "s2m-instead.pt")
+    with pytest.raises(InputError, match="s2m-instead.pt"):
+        load_fusion(tmp_path / "s2m-instead.pt")
+    with pytest.raises(VosbenchError, match="fusion must be one of linear, none, learned"):
+        S2MSTM(device="cpu", interaction="grabcut", fusion="Learned")
+    # The default stays the linear rule.
+    assert S2MSTM(device="cpu", interaction="grabcut").fusion == "linear"
+
+
+@pytest.mark.skipif(not DEFAULT_FUSION_WEIGHTS.is_file(), reason="no committed fusion weights")
+def test_committed_fusion_weights_load_strictly():
+    net = load_fusion(DEFAULT_FUSION_WEIGHTS)
+    assert net.head.weight.abs().sum() > 0             # trained: not the linear rule
+
+
+def test_fusion_training_writes_loadable_weights_resumes_and_checks_options(tmp_path):
+    from vosbench.io.synthetic import default_dataset_root
+    from vosbench.methods.training import TrainConfig
+
+    root = default_dataset_root()
+    cache = tmp_path / "data" / "fusion.npz"
+    options = {"part": "fusion", "cache": str(cache), "davis_videos": 1, "pairs_per_sequence": 1,
+               "frames_per_pair": 2, "min_gap": 2, "max_gap": 3, "crop": [64, 64], "warmup": 1}
+    config = TrainConfig(data=root, out=tmp_path / "run", dataset="synthetic", split="train", steps=2,
+                         batch_size=2, checkpoint_every=1, device="cpu", threads=1, progress=False, options=options)
+    summary = S2MSTM.train(config)
+    assert summary.steps == 2 and cache.is_file()
+    net = load_fusion(summary.weights)
+    assert net.head.weight.abs().sum() > 0               # it trained
+    with np.load(cache) as blob:
+        assert blob["old"].shape[0] == 2 and blob["old"].dtype == np.uint8
+        assert blob["feats8"].shape[1:2] == (40,) and np.all((blob["w"] > 0) & (blob["w"] < 1))
+    resumed = S2MSTM.train(TrainConfig(**{**config.__dict__, "steps": 3, "resume": True}))
+    assert resumed.steps == 3
+    # The cache is reused only for the same recipe.
+    with pytest.raises(InputError, match="another recipe"):
+        S2MSTM.train(TrainConfig(**{**config.__dict__, "out": tmp_path / "other",
+                                    "options": {**options, "max_gap": 4}}))
+    with pytest.raises(VosbenchError, match="unknown s2m-stm fusion training option"):
+        S2MSTM.train(TrainConfig(**{**config.__dict__, "out": tmp_path / "bad", "options": {**options, "crops": 3}}))
+    with pytest.raises(VosbenchError, match="part must be one of s2m, fusion"):
+        S2MSTM.train(TrainConfig(**{**config.__dict__, "out": tmp_path / "bad", "options": {"part": "fuse"}}))
 
 
 @pytest.mark.parametrize("kind", ERROR_KINDS)

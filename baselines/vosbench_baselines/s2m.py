@@ -17,7 +17,10 @@ Each interaction, for every scribbled frame t:
    the previous masks are averaged with weights by temporal distance (MiVOS's linear fusion rule): at
    a frame i between interacted frames a and t the new mask weighs ``|i - a| / |t - a|``. Beyond the
    last interacted frame on a side the new propagation replaces the old one. ``fusion="none"`` always
-   replaces (the ablation).
+   replaces (the ablation). ``fusion="learned"`` replaces the linear rule between interacted frames by
+   a small network (``weights/fusion.pt``; `vosbench_baselines.fusion`, a simplified version of MiVOS's
+   difference-aware fusion) that corrects the linear mix from both probabilities, the distances and the
+   frame's encoder features; beyond the last interacted frame the new propagation replaces the old.
 
 Frames are processed with their short side at `size` pixels; the masks are upsampled to the frame.
 Scribbled pixels always take their id on their frame. Multi-object throughout: one S2M pass per
@@ -58,7 +61,9 @@ PROCESSING_SIZE = 240
 # Scribbles are drawn this many pixels wide at the processing size (training draws them alike).
 SCRIBBLE_THICKNESS = 3
 INTERACTIONS = ("network", "grabcut")
-FUSIONS = ("linear", "none")
+FUSIONS = ("linear", "none", "learned")
+DEFAULT_FUSION_WEIGHTS = WEIGHTS_DIR / "fusion.pt"
+TRAINING_PARTS = ("s2m", "fusion")
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -183,7 +188,8 @@ class S2MSTM(InteractiveMethod):
 
     Options: weights (the scribble-to-mask network; default the committed ``weights/s2m.pt``),
     stm_weights (default the STM baseline's ``weights/stm.pt``), interaction (``network`` or
-    ``grabcut``), fusion (``linear`` or ``none``), size (short side frames are processed at),
+    ``grabcut``), fusion (``linear``, ``none`` or ``learned``), fusion_weights (the learned fusion's
+    network; default the committed ``weights/fusion.pt``), size (short side frames are processed at),
     mem_every (a propagated frame joins the memory every N frames), threads, device.
     """
 
@@ -191,7 +197,8 @@ class S2MSTM(InteractiveMethod):
 
     def __init__(self, device: str = "auto", weights: str | Path | None = None,
                  stm_weights: str | Path | None = None, interaction: str = "network", fusion: str = "linear",
-                 size: int = PROCESSING_SIZE, mem_every: int = 5, threads: int | None = None, **options: Any):
+                 size: int = PROCESSING_SIZE, mem_every: int = 5, threads: int | None = None,
+                 fusion_weights: str | Path | None = None, **options: Any):
         super().__init__(device=device, **options)
         if interaction not in INTERACTIONS:
             raise VosbenchError(f"s2m-stm: interaction must be one of {', '.join(INTERACTIONS)}, got {interaction!r}")
@@ -210,9 +217,18 @@ class S2MSTM(InteractiveMethod):
         if interaction == "network":
             self.weights = Path(weights) if weights else DEFAULT_WEIGHTS
             self.s2m = load_s2m(self.weights).to(self.device).eval()
+        self.fusion_weights = None
+        self.fuser = None
+        if fusion == "learned":
+            from vosbench_baselines.fusion import load_fusion
+
+            self.fusion_weights = Path(fusion_weights) if fusion_weights else DEFAULT_FUSION_WEIGHTS
+            self.fuser = load_fusion(self.fusion_weights).to(self.device).eval()
         self.options.update(interaction=interaction, fusion=fusion, size=self.size, mem_every=self.mem_every,
                             stm_weights_sha256=weights_sha256(self.stm_weights),
                             weights_sha256=weights_sha256(self.weights) if self.weights else None)
+        if self.fusion_weights is not None:
+            self.options["fusion_weights_sha256"] = weights_sha256(self.fusion_weights)
         self._states: dict[str, _VideoState] = {}
         self.last_timings: dict[str, float] = {}
 
@@ -307,9 +323,14 @@ class S2MSTM(InteractiveMethod):
             logits = _upsample(self.stm.decoder(readout, feats), state.proc)
             prob = torch.softmax(aggregate(logits), dim=1)[0, 1:]
             old = state.probs[i]
-            if self.fusion == "linear" and other is not None and old is not None:
+            if self.fusion in ("linear", "learned") and other is not None and old is not None:
                 weight = abs(i - other) / abs(t - other)      # 1 at t, 0 at the other interacted frame
-                prob = weight * prob + (1 - weight) * old
+                if self.fusion == "learned":
+                    from vosbench_baselines.fusion import fuse
+
+                    prob = fuse(self.fuser, old, prob, weight, abs(i - t), abs(i - other), feats[8])
+                else:
+                    prob = weight * prob + (1 - weight) * old
             state.probs[i] = prob
             value = self._value(state, i, prob)
             if step % self.mem_every == 0:
@@ -386,7 +407,16 @@ class S2MSTM(InteractiveMethod):
         stm_weights (the encoder's STM weights; default the committed stm.pt), propagation_errors (the
         share of samples whose wrong mask is STM's own propagation of a split sequence from its first
         or last frame, `PropagatedErrors`, computed once into <out>/propagation-errors.npz; 0: none).
+
+        ``--option part='"fusion"'`` trains the learned fusion network instead (`_train_fusion`);
+        part is ``s2m`` (the default) or ``fusion``.
         """
+        options_in = dict(config.options)
+        part = options_in.pop("part", "s2m")
+        if part not in TRAINING_PARTS:
+            raise VosbenchError(f"s2m-stm training: part must be one of {', '.join(TRAINING_PARTS)}, got {part!r}")
+        if part == "fusion":
+            return cls._train_fusion(config, options_in)
         from vosbench.io.factory import open_dataset
         from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
         from vosbench_baselines.training import cosine_lr, export_weights, train_loop
@@ -395,10 +425,10 @@ class S2MSTM(InteractiveMethod):
         options: dict[str, Any] = {"crop": 192, "scale": [0.8, 1.5], "max_skip": 10, "mix_fraction": 0.25,
                                    "synthetic_sequences": 15, "davis_videos": None, "warmup": 100,
                                    "stm_weights": None, "propagation_errors": PROPAGATION_SHARE}
-        unknown = sorted(set(config.options) - set(options))
+        unknown = sorted(set(options_in) - set(options))
         if unknown:
-            raise VosbenchError(f"unknown s2m-stm training option(s) {unknown}; known: {sorted(options)}.")
-        options.update(config.options)
+            raise VosbenchError(f"unknown s2m-stm training option(s) {unknown}; known: {sorted(options)} and part.")
+        options.update(options_in)
         dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
         names = dataset.sequence_names()
         if options["davis_videos"] is not None:
@@ -442,6 +472,82 @@ class S2MSTM(InteractiveMethod):
                     "split": config.split, "sequences": len(names), "batch_size": config.batch_size,
                     "options": {**options, "stm_weights": stm_path.name},
                     "stm_weights_sha256": weights_sha256(stm_path),
+                    "wall_seconds_this_session": round(time.time() - started, 1)}
+            return export_weights(net, Path(config.out) / "final.pt", meta)
+
+        return train_loop(config=config, model=net, optimizer=optimizer, compute_losses=compute,
+                          stateful={"sampler": sampler}, export=export,
+                          lr_at=lambda s: cosine_lr(s, config.steps, config.learning_rate,
+                                                    warmup=int(options["warmup"])))
+
+    @classmethod
+    def _train_fusion(cls, config, options_in: dict[str, Any]) -> Any:
+        """`vosbench train --method s2m-stm --option part='"fusion"'`: train the learned fusion; writes
+        final.pt (the `FusionNet` only, fp16).
+
+        Samples (`vosbench_baselines.fusion.build_fusion_data`) come from STM propagations on the
+        sequences of `--data`/`--split` (frames must be at the processing size: DAVIS 2016's 240p
+        train frames), computed once and cached in `cache` (a .npz; default <out>/fusion-data.npz),
+        seeded by --seed. Options: cache, pairs_per_sequence, min_gap, max_gap, frames_per_pair,
+        davis_videos (first N sequences; null: all), crop ([h, w], multiples of 8), warmup,
+        stm_weights (default the committed stm.pt).
+        """
+        from vosbench.io.factory import open_dataset
+        from vosbench_baselines.data import TrainingFrames
+        from vosbench_baselines.fusion import (FusionNet, FusionSampler, build_fusion_data, fusion_losses,
+                                               load_or_build_fusion_data)
+        from vosbench_baselines.training import cosine_lr, export_weights, train_loop
+
+        options: dict[str, Any] = {"cache": None, "pairs_per_sequence": 10, "min_gap": 4, "max_gap": 40,
+                                   "frames_per_pair": 8, "davis_videos": None, "crop": [160, 256], "warmup": 50,
+                                   "stm_weights": None}
+        unknown = sorted(set(options_in) - set(options))
+        if unknown:
+            raise VosbenchError(f"unknown s2m-stm fusion training option(s) {unknown}; known: {sorted(options)} "
+                                "and part.")
+        options.update(options_in)
+        stm_path = Path(options["stm_weights"]) if options["stm_weights"] else STM_WEIGHTS
+        method = cls(device=config.device, interaction="grabcut", fusion="none", stm_weights=stm_path,
+                     threads=config.threads)
+        device = method.device
+        dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
+        names = dataset.sequence_names()
+        if options["davis_videos"] is not None:
+            names = names[:int(options["davis_videos"])]
+        frames = TrainingFrames(dataset, sequences=names)
+        names = frames.sequences
+        recipe = {"version": 1, "data": Path(config.data).name, "split": config.split, "sequences": names,
+                  "seed": config.seed, "size": method.size, "mem_every": method.mem_every,
+                  "stm_weights_sha256": weights_sha256(stm_path),
+                  **{k: options[k] for k in ("pairs_per_sequence", "min_gap", "max_gap", "frames_per_pair")}}
+        cache = Path(options["cache"]) if options["cache"] else Path(config.out) / "fusion-data.npz"
+        data_started = time.time()
+        data = load_or_build_fusion_data(cache, recipe, lambda: build_fusion_data(
+            method, frames, names, seed=config.seed, pairs_per_sequence=int(options["pairs_per_sequence"]),
+            min_gap=int(options["min_gap"]), max_gap=int(options["max_gap"]),
+            frames_per_pair=int(options["frames_per_pair"]), progress=True))
+        data_seconds = time.time() - data_started
+        if not len(data["old"]):
+            raise VosbenchError("s2m-stm fusion training: no samples (sequences shorter than min_gap + 1?)")
+        sampler = FusionSampler(data, crop=tuple(int(c) for c in options["crop"]), seed=config.seed)
+        torch.manual_seed(config.seed)
+        net = FusionNet().to(device)
+        optimizer = torch.optim.AdamW(net.parameters(), lr=config.learning_rate, weight_decay=1e-4)
+
+        def compute(step: int) -> dict[str, torch.Tensor]:
+            b = {k: v.to(device) for k, v in sampler.batch(config.batch_size).items()}
+            logits = net(b["old"], b["new"], b["w"], b["to_t"], b["to_other"], b["feats8"])
+            return fusion_losses(logits, b["target"])
+
+        started = time.time()
+
+        def export(step: int) -> Path:
+            meta = {"method": "s2m-stm", "part": "fusion", "steps": step, "seed": config.seed,
+                    "data": Path(config.data).name, "split": config.split, "sequences": len(names),
+                    "samples": int(len(data["old"])), "batch_size": config.batch_size,
+                    "options": {**options, "cache": cache.name, "stm_weights": stm_path.name},
+                    "stm_weights_sha256": weights_sha256(stm_path),
+                    "data_seconds_this_session": round(data_seconds, 1),
                     "wall_seconds_this_session": round(time.time() - started, 1)}
             return export_weights(net, Path(config.out) / "final.pt", meta)
 

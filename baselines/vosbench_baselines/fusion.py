@@ -1,0 +1,300 @@
+"""The learned fusion of ``s2m-stm`` (``fusion="learned"``): a simplified version of MiVOS's
+difference-aware fusion.
+
+When a new interaction at frame t propagates towards an earlier (or later) interacted frame `other`,
+at a frame i between them the method holds two object probabilities: `old` (what the earlier
+interactions left there) and `new` (the propagation from t). The linear rule mixes them as
+``w * new + (1 - w) * old``, ``w = |i - other| / |t - other|``. `FusionNet` starts from that mix and
+learns a correction of its logits from, per object: `old`, `new`, their difference, three constant
+maps (w and both distances) and the frame's STM encoder features at stride 8 (already computed by
+the method). Its output head starts at zero, so an untrained network gives the linear rule (up to
+soft aggregation). The objects are merged by STM's soft aggregation, as propagation does.
+
+Training data (`FusionData`, cached once per recipe, seeded): for a DAVIS train sequence, two frames
+a and t; STM propagation (the method's own `_propagate`, memory of the interacted frames) from a
+with a possibly degraded mask (`simulate_error`) gives `old` on the frames between; the propagation
+from t (memory {a, t}, a possibly lightly degraded ground truth at t) gives `new`; the target is the
+ground truth.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vosbench.errors import InputError, VosbenchError
+from vosbench_baselines.encoder import CHANNELS
+
+log = logging.getLogger(__name__)
+
+# Distances are given to the network divided by this many frames, clipped at 1.
+DISTANCE_SCALE = 30.0
+CACHE_VERSION = 1
+# Kinds of error of the mask the old propagation starts from (an imperfect earlier answer).
+OLD_ERRORS = ("neighbour", "erode", "dilate", "shift", "cut", "merge")
+NEW_ERRORS = ("erode", "dilate", "shift", "cut")
+
+
+def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, k, stride=stride, padding=dilation * (k // 2), dilation=dilation)
+
+
+def _logit(p: torch.Tensor) -> torch.Tensor:
+    p = p.clamp(1e-4, 1 - 1e-4)
+    return torch.log(p / (1 - p))
+
+
+class FusionNet(nn.Module):
+    """(old, new (B, 1, H, W) probabilities, w, distance to t, distance to the other frame (B,),
+    frame features at stride 8 (B, 40, h8, w8)) -> fused logits (B, 1, H, W).
+
+    Two stride-2 convolutions bring the six maps (old, new, |new - old|, w, both distances) to
+    stride 4, where they meet the frame's features (1x1 projection, upsampled from stride 8); two
+    residual blocks (the second dilated) and a zero-initialised head give a correction of the
+    logits of the linear mix, upsampled bilinearly to the input size.
+    """
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        self.down2 = _conv(6, 16, 3, 2)
+        self.down4 = _conv(16, width, 3, 2)
+        self.feat = _conv(CHANNELS[8], width, 1)
+        self.block1a, self.block1b = _conv(width, width), _conv(width, width)
+        self.block2a, self.block2b = _conv(width, width, dilation=2), _conv(width, width, dilation=2)
+        self.head = _conv(width, 1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, old: torch.Tensor, new: torch.Tensor, w: torch.Tensor, to_t: torch.Tensor,
+                to_other: torch.Tensor, feats8: torch.Tensor) -> torch.Tensor:
+        b, _, height, width = old.shape
+
+        def plane(v: torch.Tensor) -> torch.Tensor:
+            return v.to(old.dtype).view(-1, 1, 1, 1).expand(b, 1, height, width)
+
+        linear = plane(w) * new + (1 - plane(w)) * old
+        x = torch.cat([old, new, (new - old).abs(), plane(w),
+                       plane((to_t / DISTANCE_SCALE).clamp(max=1)), plane((to_other / DISTANCE_SCALE).clamp(max=1))], 1)
+        x = F.relu(self.down2(x))
+        x = F.relu(self.down4(x))
+        f = self.feat(feats8)
+        x = x + F.interpolate(f, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        x = x + self.block1b(F.relu(self.block1a(F.relu(x))))
+        x = x + self.block2b(F.relu(self.block2a(F.relu(x))))
+        delta = F.interpolate(self.head(F.relu(x)), size=(height, width), mode="bilinear", align_corners=False)
+        return _logit(linear) + delta
+
+
+def fuse(net: FusionNet, old: torch.Tensor, new: torch.Tensor, w: float, to_t: int, to_other: int,
+         feats8: torch.Tensor) -> torch.Tensor:
+    """Object probabilities (K, h, w) after fusing `old` and `new` (K, h, w) of one frame."""
+    from vosbench_baselines.stm import aggregate
+
+    k = old.shape[0]
+    if k == 0:
+        return new
+    scalar = lambda v: torch.full((k,), float(v), device=old.device)   # noqa: E731
+    logits = net(old[:, None], new[:, None], scalar(w), scalar(to_t), scalar(to_other),
+                 feats8.expand(k, -1, -1, -1))[:, 0]
+    return torch.softmax(aggregate(logits[None]), dim=1)[0, 1:]
+
+
+def fusion_losses(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Cross-entropy and soft IoU of the fused probability after soft aggregation (one object)."""
+    from vosbench_baselines.stm import aggregate
+
+    prob = torch.softmax(aggregate(logits), dim=1)[:, 1:].clamp(1e-6, 1 - 1e-6)
+    bce = F.binary_cross_entropy(prob, target)
+    inter = (prob * target).sum((1, 2, 3))
+    union = (prob + target - prob * target).sum((1, 2, 3))
+    iou = (1 - (inter + 1) / (union + 1)).mean()
+    return {"loss": bce + iou, "bce": bce, "iou": iou}
+
+
+def load_fusion(path: Path, net: FusionNet | None = None) -> FusionNet:
+    """`net` (a new FusionNet when None) with the weights exported by
+    `vosbench train --method s2m-stm --option part='"fusion"'`."""
+    from vosbench_baselines.training import load_exported
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "fusion weights file does not exist.",
+                         "Reinstall vosbench (the weights ship in vosbench_baselines/weights/), pass --option "
+                         "fusion_weights=PATH with the final.pt of `vosbench train --method s2m-stm --option "
+                         "part='\"fusion\"'`, or use --option fusion='\"linear\"'.")
+    state, _ = load_exported(path)
+    net = FusionNet() if net is None else net
+    expected = net.state_dict()
+    if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
+        raise InputError(path, "does not hold the parameters of this fusion network.",
+                         "Pass weights written by `vosbench train --method s2m-stm --option part='\"fusion\"'` "
+                         "with this version of vosbench.")
+    net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    return net
+
+
+# -- training data ----------------------------------------------------------------------------
+def _recipe_key(recipe: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def build_fusion_data(method: Any, frames: Any, sequences: list[str], seed: int, pairs_per_sequence: int,
+                      min_gap: int, max_gap: int, frames_per_pair: int, progress: bool = False
+                      ) -> dict[str, np.ndarray]:
+    """Samples of the fusion network from STM propagations between two interacted frames.
+
+    method: an `S2MSTM` (its STM network, processing size and `_propagate` are used, fusion off);
+    frames: a `TrainingFrames`-like object. Per sequence `pairs_per_sequence` pairs (a, t), |t - a| in
+    [min_gap, max_gap], a before or after t with equal chance; the mask at a is the ground truth or
+    (p 0.6) a simulated error of it; the mask at t the ground truth or (p 0.25) a mild error. Up to
+    `frames_per_pair` frames between them are kept. Returns arrays: old, new (N, H, W) uint8
+    probabilities x 255, target (N, H, W) bool, feats8 (N, 40, h, w) float16, w, to_t, to_other (N,),
+    pair (N,) index of the pair.
+    """
+    from vosbench_baselines.s2m import _VideoState, simulate_error
+    from vosbench.methods.base import Video
+
+    rng = np.random.default_rng([seed, 23])
+    saved_fusion = method.fusion
+    method.fusion = "none"
+    out: dict[str, list] = {k: [] for k in ("old", "new", "target", "feats8", "w", "to_t", "to_other", "pair")}
+    pair_index = 0
+    try:
+        for sequence in sequences:
+            n = frames.length(sequence)
+            if n < min_gap + 1:
+                continue
+            images = [frames.image(sequence, j) for j in range(n)]
+            masks = [frames.mask(sequence, j) for j in range(n)]
+            video = Video(name=sequence, frames=images, frame_names=[f"{j:05d}" for j in range(n)], object_ids=[1])
+            size = images[0].shape[:2]
+            proc = method._processing_size(size)
+            if proc != tuple(size):
+                raise VosbenchError("fusion training data: frames must be at the processing size "
+                                    f"({size} vs {proc}); use DAVIS's 240p train frames.")
+            feats_cache: list = [None] * n
+            keys_cache: list = [None] * n
+            for _ in range(pairs_per_sequence):
+                gap = int(rng.integers(min_gap, min(max_gap, n - 1) + 1))
+                a = int(rng.integers(0, n - gap))
+                t = a + gap
+                if rng.random() < 0.5:
+                    a, t = t, a
+                gt_a, gt_t = masks[a] > 0, masks[t] > 0
+                mask_a = gt_a
+                if rng.random() < 0.6 and gt_a.any():
+                    kind = str(rng.choice(OLD_ERRORS))
+                    near = masks[int(np.clip(a + rng.integers(-8, 9), 0, n - 1))] > 0
+                    mask_a = simulate_error(gt_a, kind, rng, neighbour=near)
+                mask_t = gt_t
+                if rng.random() < 0.25 and gt_t.any():
+                    mask_t = simulate_error(gt_t, str(rng.choice(NEW_ERRORS)), rng)
+                state = _VideoState(n, tuple(size), proc, 1)
+                state.feats, state.keys = feats_cache, keys_cache     # shared by the pairs of a sequence
+                step = 1 if t > a else -1
+                with torch.no_grad():
+                    # The earlier interaction at a, propagated towards t (and beyond: not needed).
+                    method._frame(video, state, a)
+                    prob_a = torch.from_numpy(mask_a[None].astype(np.float32)).to(method.device)
+                    state.probs[a] = prob_a
+                    state.memory[a] = (state.keys[a].flatten(2), method._value(state, a, prob_a))
+                    between = list(range(a + step, t, step))
+                    method._propagate(video, state, a, between, None)
+                    old = {i: state.probs[i].clone() for i in between}
+                    # The new interaction at t, propagated back towards a (memory {a, t}).
+                    method._frame(video, state, t)
+                    prob_t = torch.from_numpy(mask_t[None].astype(np.float32)).to(method.device)
+                    state.probs[t] = prob_t
+                    state.memory[t] = (state.keys[t].flatten(2), method._value(state, t, prob_t))
+                    back = between[::-1]
+                    method._propagate(video, state, t, back, a)
+                keep = sorted(rng.choice(len(between), size=min(frames_per_pair, len(between)), replace=False))
+                for j in keep:
+                    i = between[j]
+                    out["old"].append(np.round(old[i][0].cpu().numpy() * 255).astype(np.uint8))
+                    out["new"].append(np.round(state.probs[i][0].cpu().numpy() * 255).astype(np.uint8))
+                    out["target"].append(masks[i] > 0)
+                    out["feats8"].append(state.feats[i][8][0].cpu().numpy().astype(np.float16))
+                    out["w"].append(abs(i - a) / abs(t - a))
+                    out["to_t"].append(abs(i - t))
+                    out["to_other"].append(abs(i - a))
+                    out["pair"].append(pair_index)
+                pair_index += 1
+            if progress:
+                log.info("fusion data: %s done (%d samples)", sequence, len(out["old"]))
+    finally:
+        method.fusion = saved_fusion
+    return {k: np.stack(v) if k in ("old", "new", "target", "feats8") else np.asarray(v, np.float32)
+            for k, v in out.items()}
+
+
+def load_or_build_fusion_data(path: Path, recipe: Mapping[str, Any], build: Any) -> dict[str, np.ndarray]:
+    """The cached samples at `path` if they were made with `recipe`, else `build()` saved there."""
+    path = Path(path)
+    key = _recipe_key(recipe)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as blob:
+            found = str(blob["recipe_key"]) if "recipe_key" in blob else None
+            if found == key:
+                log.info("fusion data: reusing %s", path)
+                return {k: blob[k] for k in blob.files if k not in ("recipe_key", "recipe")}
+        raise InputError(path, "holds fusion training data made with another recipe.",
+                         "Delete it, or pass another --option cache=PATH.")
+    started = time.time()
+    data = build()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.npz")
+    np.savez(tmp, recipe_key=np.asarray(key), recipe=np.asarray(json.dumps(recipe, sort_keys=True)), **data)
+    tmp.replace(path)
+    log.info("fusion data: %d samples written to %s in %.0f s", len(data["old"]), path, time.time() - started)
+    return data
+
+
+class FusionSampler:
+    """Batches of the cached fusion samples: a random sample, a random crop (multiples of 8, so the
+    stride-8 features crop with it) and a random horizontal flip. Seeded; resumable."""
+
+    def __init__(self, data: Mapping[str, np.ndarray], crop: tuple[int, int], seed: int = 0):
+        self.data = data
+        self.crop = crop
+        self.rng = np.random.default_rng([seed, 29])
+
+    def state_dict(self) -> dict:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+    def batch(self, size: int) -> dict[str, torch.Tensor]:
+        d = self.data
+        height, width = d["old"].shape[1:]
+        ch, cw = min(self.crop[0], height // 8 * 8), min(self.crop[1], width // 8 * 8)
+        rows: dict[str, list] = {k: [] for k in ("old", "new", "target", "feats8", "w", "to_t", "to_other")}
+        for _ in range(size):
+            n = int(self.rng.integers(len(d["old"])))
+            y = 8 * int(self.rng.integers(0, (height - ch) // 8 + 1))
+            x = 8 * int(self.rng.integers(0, (width - cw) // 8 + 1))
+            flip = bool(self.rng.random() < 0.5)
+            crop = lambda a: a[..., y:y + ch, x:x + cw]        # noqa: E731
+            f8 = d["feats8"][n][:, y // 8:(y + ch) // 8, x // 8:(x + cw) // 8]
+            items = {"old": crop(d["old"][n]).astype(np.float32) / 255, "new": crop(d["new"][n]).astype(np.float32) / 255,
+                     "target": crop(d["target"][n]).astype(np.float32), "feats8": f8.astype(np.float32)}
+            if flip:
+                items = {k: v[..., ::-1] for k, v in items.items()}
+            for k, v in items.items():
+                rows[k].append(np.ascontiguousarray(v))
+            for k in ("w", "to_t", "to_other"):
+                rows[k].append(float(d[k][n]))
+        out = {k: torch.from_numpy(np.stack(v)) for k, v in rows.items() if k not in ("w", "to_t", "to_other")}
+        for k in ("old", "new", "target"):
+            out[k] = out[k][:, None]
+        out.update({k: torch.tensor(rows[k], dtype=torch.float32) for k in ("w", "to_t", "to_other")})
+        return out
