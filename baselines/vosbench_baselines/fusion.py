@@ -147,8 +147,8 @@ def _recipe_key(recipe: Mapping[str, Any]) -> str:
 
 
 def build_fusion_data(method: Any, frames: Any, sequences: list[str], seed: int, pairs_per_sequence: int,
-                      min_gap: int, max_gap: int, frames_per_pair: int, progress: bool = False
-                      ) -> dict[str, np.ndarray]:
+                      min_gap: int, max_gap: int, frames_per_pair: int, *, video_state: Any,
+                      make_error: Any, progress: bool = False) -> dict[str, np.ndarray]:
     """Samples of the fusion network from STM propagations between two interacted frames.
 
     method: an `S2MSTM` (its STM network, processing size and `_propagate` are used, fusion off);
@@ -157,10 +157,12 @@ def build_fusion_data(method: Any, frames: Any, sequences: list[str], seed: int,
     (p 0.6) a simulated error of it; the mask at t the ground truth or (p 0.25) a mild error. Up to
     `frames_per_pair` frames between them are kept. Returns arrays: old, new (N, H, W) uint8
     probabilities x 255, target (N, H, W) bool, feats8 (N, 40, h, w) float16, w, to_t, to_other (N,),
-    pair (N,) index of the pair.
+    pair (N,) index of the pair. video_state, make_error: the method module's `_VideoState` and
+    `simulate_error`, passed in because that module imports this one (no import circle).
     """
-    from vosbench_baselines.s2m import _VideoState, simulate_error
     from vosbench.methods.base import Video
+
+    _VideoState, simulate_error = video_state, make_error
 
     rng = np.random.default_rng([seed, 23])
     saved_fusion = method.fusion

@@ -525,7 +525,8 @@ class S2MSTM(InteractiveMethod):
         data = load_or_build_fusion_data(cache, recipe, lambda: build_fusion_data(
             method, frames, names, seed=config.seed, pairs_per_sequence=int(options["pairs_per_sequence"]),
             min_gap=int(options["min_gap"]), max_gap=int(options["max_gap"]),
-            frames_per_pair=int(options["frames_per_pair"]), progress=True))
+            frames_per_pair=int(options["frames_per_pair"]), video_state=_VideoState, make_error=simulate_error,
+            progress=True))
         data_seconds = time.time() - data_started
         if not len(data["old"]):
             raise VosbenchError("s2m-stm fusion training: no samples (sequences shorter than min_gap + 1?)")
