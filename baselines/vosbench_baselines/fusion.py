@@ -122,23 +122,13 @@ def fusion_losses(logits: torch.Tensor, target: torch.Tensor) -> dict[str, torch
 def load_fusion(path: Path, net: FusionNet | None = None) -> FusionNet:
     """`net` (a new FusionNet when None) with the weights exported by
     `vosbench train --method s2m-stm --option part='"fusion"'`."""
-    from vosbench_baselines.training import load_exported
+    from vosbench_baselines.training import load_exported_into
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "fusion weights file does not exist.",
-                         "Reinstall vosbench (the weights ship in vosbench_baselines/weights/), pass --option "
-                         "fusion_weights=PATH with the final.pt of `vosbench train --method s2m-stm --option "
-                         "part='\"fusion\"'`, or use --option fusion='\"linear\"'.")
-    state, _ = load_exported(path)
-    net = FusionNet() if net is None else net
-    expected = net.state_dict()
-    if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
-        raise InputError(path, "does not hold the parameters of this fusion network.",
-                         "Pass weights written by `vosbench train --method s2m-stm --option part='\"fusion\"'` "
-                         "with this version of vosbench.")
-    net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
-    return net
+    return load_exported_into(
+        FusionNet() if net is None else net, path, "fusion",
+        "Reinstall vosbench (the weights ship in vosbench_baselines/weights/), pass --option fusion_weights=PATH "
+        "with the final.pt of `vosbench train --method s2m-stm --option part='\"fusion\"'`, or use --option "
+        "fusion='\"linear\"'.", "vosbench train --method s2m-stm --option part='\"fusion\"'")
 
 
 # -- training data ----------------------------------------------------------------------------

@@ -43,13 +43,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vosbench.errors import InputError, VosbenchError
+from vosbench.errors import VosbenchError
 from vosbench.io.scribbles import annotated_frames, scribbles_to_masks
 from vosbench.methods.base import InteractiveMethod, Video
 from vosbench.methods.device import prepare_torch
 from vosbench_baselines.encoder import CHANNELS
 from vosbench_baselines.stm import DEFAULT_WEIGHTS as STM_WEIGHTS
-from vosbench_baselines.stm import STMNet, _label_of_highest, _upsample, aggregate, load_stm
+from vosbench_baselines.stm import _label_of_highest, _upsample, aggregate, load_stm
 from vosbench_baselines.training import weights_sha256
 
 log = logging.getLogger(__name__)
@@ -130,22 +130,13 @@ class S2MNet(nn.Module):
 
 def load_s2m(path: Path, net: S2MNet | None = None) -> S2MNet:
     """`net` (a new S2MNet when None) with the weights exported by `vosbench train --method s2m-stm`."""
-    from vosbench_baselines.training import load_exported
+    from vosbench_baselines.training import load_exported_into
 
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, "scribble-to-mask weights file does not exist.",
-                         "Reinstall vosbench (the weights ship in vosbench_baselines/weights/), pass --option "
-                         "weights=PATH with the final.pt of `vosbench train --method s2m-stm`, or use "
-                         "--option interaction=grabcut.")
-    state, _ = load_exported(path)
-    net = S2MNet() if net is None else net
-    expected = net.state_dict()
-    if set(state) != set(expected):
-        raise InputError(path, "does not hold the parameters of this scribble-to-mask network.",
-                         "Pass weights written by `vosbench train --method s2m-stm` with this version of vosbench.")
-    net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
-    return net
+    return load_exported_into(
+        S2MNet() if net is None else net, path, "scribble-to-mask",
+        "Reinstall vosbench (the weights ship in vosbench_baselines/weights/), pass --option weights=PATH with "
+        "the final.pt of `vosbench train --method s2m-stm`, or use --option interaction=grabcut.",
+        "vosbench train --method s2m-stm")
 
 
 def scribble_maps(scribbles: Mapping[str, Any], frame: int, size: tuple[int, int],

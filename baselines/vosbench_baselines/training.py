@@ -120,6 +120,21 @@ def load_exported(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     return blob["state_dict"], blob.get("metadata", {})
 
 
+def load_exported_into(net: nn.Module, path: Path, what: str, missing_fix: str, written_by: str) -> nn.Module:
+    """`net` with the exported weights of `path`, loaded strictly; an InputError naming the file when it
+    is missing (`missing_fix`) or holds another network's parameters (names or shapes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, f"{what} weights file does not exist.", missing_fix)
+    state, _ = load_exported(path)
+    expected = net.state_dict()
+    if set(state) != set(expected) or any(tuple(state[k].shape) != tuple(v.shape) for k, v in expected.items()):
+        raise InputError(path, f"does not hold the parameters of this {what} network.",
+                         f"Pass weights written by `{written_by}` with this version of vosbench.")
+    net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+    return net
+
+
 class LossLog:
     """losses.csv, appended row by row; on resume rows past the checkpoint are dropped."""
 
