@@ -10,7 +10,7 @@ maps (w and both distances) and the frame's STM encoder features at stride 8 (al
 the method). Its output head starts at zero, so an untrained network gives the linear rule (up to
 soft aggregation). The objects are merged by STM's soft aggregation, as propagation does.
 
-Training data (`FusionData`, cached once per recipe, seeded): for a DAVIS train sequence, two frames
+Training data (`s2m.build_fusion_data`, cached once per recipe, seeded): for a DAVIS train sequence, two frames
 a and t; STM propagation (the method's own `_propagate`, memory of the interacted frames) from a
 with a possibly degraded mask (`simulate_error`) gives `old` on the frames between; the propagation
 from t (memory {a, t}, a possibly lightly degraded ground truth at t) gives `new`; the target is the
@@ -18,29 +18,18 @@ ground truth.
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import logging
-import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vosbench.errors import InputError, VosbenchError
 from vosbench_baselines.encoder import CHANNELS
-
-log = logging.getLogger(__name__)
 
 # Distances are given to the network divided by this many frames, clipped at 1.
 DISTANCE_SCALE = 30.0
-CACHE_VERSION = 1
-# Kinds of error of the mask the old propagation starts from (an imperfect earlier answer).
-OLD_ERRORS = ("neighbour", "erode", "dilate", "shift", "cut", "merge")
-NEW_ERRORS = ("erode", "dilate", "shift", "cut")
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, dilation: int = 1) -> nn.Conv2d:
@@ -131,125 +120,7 @@ def load_fusion(path: Path, net: FusionNet | None = None) -> FusionNet:
         "fusion='\"linear\"'.", "vosbench train --method s2m-stm --option part='\"fusion\"'")
 
 
-# -- training data ----------------------------------------------------------------------------
-def _recipe_key(recipe: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def build_fusion_data(method: Any, frames: Any, sequences: list[str], seed: int, pairs_per_sequence: int,
-                      min_gap: int, max_gap: int, frames_per_pair: int, *, video_state: Any,
-                      make_error: Any, progress: bool = False) -> dict[str, np.ndarray]:
-    """Samples of the fusion network from STM propagations between two interacted frames.
-
-    method: an `S2MSTM` (its STM network, processing size and `_propagate` are used, fusion off);
-    frames: a `TrainingFrames`-like object. Per sequence `pairs_per_sequence` pairs (a, t), |t - a| in
-    [min_gap, max_gap], a before or after t with equal chance; the mask at a is the ground truth or
-    (p 0.6) a simulated error of it; the mask at t the ground truth or (p 0.25) a mild error. Up to
-    `frames_per_pair` frames between them are kept. Returns arrays: old, new (N, H, W) uint8
-    probabilities x 255, target (N, H, W) bool, feats8 (N, 40, h, w) float16, w, to_t, to_other (N,),
-    pair (N,) index of the pair. video_state, make_error: the method module's `_VideoState` and
-    `simulate_error`, passed in because that module imports this one (no import circle).
-    """
-    from vosbench.methods.base import Video
-
-    _VideoState, simulate_error = video_state, make_error
-
-    rng = np.random.default_rng([seed, 23])
-    saved_fusion = method.fusion
-    method.fusion = "none"
-    out: dict[str, list] = {k: [] for k in ("old", "new", "target", "feats8", "w", "to_t", "to_other", "pair")}
-    pair_index = 0
-    try:
-        for sequence in sequences:
-            n = frames.length(sequence)
-            if n < min_gap + 1:
-                continue
-            images = [frames.image(sequence, j) for j in range(n)]
-            masks = [frames.mask(sequence, j) for j in range(n)]
-            video = Video(name=sequence, frames=images, frame_names=[f"{j:05d}" for j in range(n)], object_ids=[1])
-            size = images[0].shape[:2]
-            proc = method._processing_size(size)
-            if proc != tuple(size):
-                raise VosbenchError("fusion training data: frames must be at the processing size "
-                                    f"({size} vs {proc}); use DAVIS's 240p train frames.")
-            feats_cache: list = [None] * n
-            keys_cache: list = [None] * n
-            for _ in range(pairs_per_sequence):
-                gap = int(rng.integers(min_gap, min(max_gap, n - 1) + 1))
-                a = int(rng.integers(0, n - gap))
-                t = a + gap
-                if rng.random() < 0.5:
-                    a, t = t, a
-                gt_a, gt_t = masks[a] > 0, masks[t] > 0
-                mask_a = gt_a
-                if rng.random() < 0.6 and gt_a.any():
-                    kind = str(rng.choice(OLD_ERRORS))
-                    near = masks[int(np.clip(a + rng.integers(-8, 9), 0, n - 1))] > 0
-                    mask_a = simulate_error(gt_a, kind, rng, neighbour=near)
-                mask_t = gt_t
-                if rng.random() < 0.25 and gt_t.any():
-                    mask_t = simulate_error(gt_t, str(rng.choice(NEW_ERRORS)), rng)
-                state = _VideoState(n, tuple(size), proc, 1)
-                state.feats, state.keys = feats_cache, keys_cache     # shared by the pairs of a sequence
-                step = 1 if t > a else -1
-                with torch.no_grad():
-                    # The earlier interaction at a, propagated towards t (and beyond: not needed).
-                    method._frame(video, state, a)
-                    prob_a = torch.from_numpy(mask_a[None].astype(np.float32)).to(method.device)
-                    state.probs[a] = prob_a
-                    state.memory[a] = (state.keys[a].flatten(2), method._value(state, a, prob_a))
-                    between = list(range(a + step, t, step))
-                    method._propagate(video, state, a, between, None)
-                    old = {i: state.probs[i].clone() for i in between}
-                    # The new interaction at t, propagated back towards a (memory {a, t}).
-                    method._frame(video, state, t)
-                    prob_t = torch.from_numpy(mask_t[None].astype(np.float32)).to(method.device)
-                    state.probs[t] = prob_t
-                    state.memory[t] = (state.keys[t].flatten(2), method._value(state, t, prob_t))
-                    back = between[::-1]
-                    method._propagate(video, state, t, back, a)
-                keep = sorted(rng.choice(len(between), size=min(frames_per_pair, len(between)), replace=False))
-                for j in keep:
-                    i = between[j]
-                    out["old"].append(np.round(old[i][0].cpu().numpy() * 255).astype(np.uint8))
-                    out["new"].append(np.round(state.probs[i][0].cpu().numpy() * 255).astype(np.uint8))
-                    out["target"].append(masks[i] > 0)
-                    out["feats8"].append(state.feats[i][8][0].cpu().numpy().astype(np.float16))
-                    out["w"].append(abs(i - a) / abs(t - a))
-                    out["to_t"].append(abs(i - t))
-                    out["to_other"].append(abs(i - a))
-                    out["pair"].append(pair_index)
-                pair_index += 1
-            if progress:
-                log.info("fusion data: %s done (%d samples)", sequence, len(out["old"]))
-    finally:
-        method.fusion = saved_fusion
-    return {k: np.stack(v) if k in ("old", "new", "target", "feats8") else np.asarray(v, np.float32)
-            for k, v in out.items()}
-
-
-def load_or_build_fusion_data(path: Path, recipe: Mapping[str, Any], build: Any) -> dict[str, np.ndarray]:
-    """The cached samples at `path` if they were made with `recipe`, else `build()` saved there."""
-    path = Path(path)
-    key = _recipe_key(recipe)
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as blob:
-            found = str(blob["recipe_key"]) if "recipe_key" in blob else None
-            if found == key:
-                log.info("fusion data: reusing %s", path)
-                return {k: blob[k] for k in blob.files if k not in ("recipe_key", "recipe")}
-        raise InputError(path, "holds fusion training data made with another recipe.",
-                         "Delete it, or pass another --option cache=PATH.")
-    started = time.time()
-    data = build()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, recipe_key=np.asarray(key), recipe=np.asarray(json.dumps(recipe, sort_keys=True)), **data)
-    tmp.replace(path)
-    log.info("fusion data: %d samples written to %s in %.0f s", len(data["old"]), path, time.time() - started)
-    return data
-
-
+# -- training ----------------------------------------------------------------------------------
 class FusionSampler:
     """Batches of the cached fusion samples: a random sample, a random crop (multiples of 8, so the
     stride-8 features crop with it) and a random horizontal flip. Seeded; resumable."""

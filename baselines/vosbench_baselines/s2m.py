@@ -211,10 +211,11 @@ class S2MSTM(InteractiveMethod):
         self.fusion_weights = None
         self.fuser = None
         if fusion == "learned":
-            from vosbench_baselines.fusion import load_fusion
+            from vosbench_baselines.fusion import fuse, load_fusion
 
             self.fusion_weights = Path(fusion_weights) if fusion_weights else DEFAULT_FUSION_WEIGHTS
             self.fuser = load_fusion(self.fusion_weights).to(self.device).eval()
+            self._fuse = fuse
         self.options.update(interaction=interaction, fusion=fusion, size=self.size, mem_every=self.mem_every,
                             stm_weights_sha256=weights_sha256(self.stm_weights),
                             weights_sha256=weights_sha256(self.weights) if self.weights else None)
@@ -300,6 +301,14 @@ class S2MSTM(InteractiveMethod):
     def _value(self, state: _VideoState, t: int, prob: torch.Tensor) -> torch.Tensor:
         return self.stm.value(state.feats[t][16], prob[None]).flatten(3)
 
+    def _hold_interacted(self, video: Video, state: _VideoState, t: int, prob: torch.Tensor) -> None:
+        """Frame t as interacted with: its object probabilities (K, h, w), and its key and value in the
+        memory (replacing, and moving last, an earlier interaction's)."""
+        self._frame(video, state, t)
+        state.probs[t] = prob
+        state.memory.pop(t, None)
+        state.memory[t] = (state.keys[t].flatten(2), self._value(state, t, prob))
+
     def _propagate(self, video: Video, state: _VideoState, t: int, frames: list[int],
                    other: int | None) -> list[int]:
         """Propagate from interacted frame t over `frames` (in order, away from t); `other` is the
@@ -317,9 +326,7 @@ class S2MSTM(InteractiveMethod):
             if self.fusion in ("linear", "learned") and other is not None and old is not None:
                 weight = abs(i - other) / abs(t - other)      # 1 at t, 0 at the other interacted frame
                 if self.fusion == "learned":
-                    from vosbench_baselines.fusion import fuse
-
-                    prob = fuse(self.fuser, old, prob, weight, abs(i - t), abs(i - other), feats[8])
+                    prob = self._fuse(self.fuser, old, prob, weight, abs(i - t), abs(i - other), feats[8])
                 else:
                     prob = weight * prob + (1 - weight) * old
             state.probs[i] = prob
@@ -360,10 +367,7 @@ class S2MSTM(InteractiveMethod):
             start = time.perf_counter()
             prev = None if previous_masks is None else state.masks[t].copy()
             prob = self._interacted_mask(video, state, t, scribbles, prev, object_ids)
-            self._frame(video, state, t)
-            state.probs[t] = prob
-            state.memory.pop(t, None)
-            state.memory[t] = (state.keys[t].flatten(2), self._value(state, t, prob))
+            self._hold_interacted(video, state, t, prob)
             timings["s2m"] += time.perf_counter() - start
             start = time.perf_counter()
             others = [c for c in state.memory if c != t]
@@ -408,9 +412,8 @@ class S2MSTM(InteractiveMethod):
             raise VosbenchError(f"s2m-stm training: part must be one of {', '.join(TRAINING_PARTS)}, got {part!r}")
         if part == "fusion":
             return cls._train_fusion(config, options_in)
-        from vosbench.io.factory import open_dataset
-        from vosbench_baselines.data import Augment, ClipSampler, TrainingFrames
-        from vosbench_baselines.training import cosine_lr, export_weights, train_loop
+        from vosbench_baselines.data import Augment, ClipSampler
+        from vosbench_baselines.training import export_weights, train_with_cosine
 
         device = prepare_torch(config.device, config.threads)
         options: dict[str, Any] = {"crop": 192, "scale": [0.8, 1.5], "max_skip": 10, "mix_fraction": 0.25,
@@ -420,11 +423,8 @@ class S2MSTM(InteractiveMethod):
         if unknown:
             raise VosbenchError(f"unknown s2m-stm training option(s) {unknown}; known: {sorted(options)} and part.")
         options.update(options_in)
-        dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
-        names = dataset.sequence_names()
-        if options["davis_videos"] is not None:
-            names = names[:int(options["davis_videos"])]
-        parts = [TrainingFrames(dataset, sequences=names)]
+        davis = _training_sequences(config, options["davis_videos"])
+        parts = [davis]
         if int(options["synthetic_sequences"]) > 0:
             parts.append(_synthetic_training_frames(int(options["synthetic_sequences"])))
         data = ConcatFrames(parts) if len(parts) > 1 else parts[0]
@@ -438,7 +438,6 @@ class S2MSTM(InteractiveMethod):
             raise VosbenchError(f"s2m-stm training option propagation_errors must be a share in 0..1, got {share!r}.")
         propagated = None
         if share > 0:
-            davis = parts[0]
             propagated = PropagatedErrors(davis, davis.sequences, Path(config.out) / "propagation-errors.npz",
                                           stm_path, config.device, config.threads, progress=config.progress)
         sampler = S2MSampler(clips, seed=config.seed, propagated=propagated, propagation_share=float(share))
@@ -460,34 +459,28 @@ class S2MSTM(InteractiveMethod):
 
         def export(step: int) -> Path:
             meta = {"method": "s2m-stm", "steps": step, "seed": config.seed, "data": Path(config.data).name,
-                    "split": config.split, "sequences": len(names), "batch_size": config.batch_size,
+                    "split": config.split, "sequences": len(davis.sequences), "batch_size": config.batch_size,
                     "options": {**options, "stm_weights": stm_path.name},
                     "stm_weights_sha256": weights_sha256(stm_path),
                     "wall_seconds_this_session": round(time.time() - started, 1)}
             return export_weights(net, Path(config.out) / "final.pt", meta)
 
-        return train_loop(config=config, model=net, optimizer=optimizer, compute_losses=compute,
-                          stateful={"sampler": sampler}, export=export,
-                          lr_at=lambda s: cosine_lr(s, config.steps, config.learning_rate,
-                                                    warmup=int(options["warmup"])))
+        return train_with_cosine(config, net, optimizer, compute, sampler, export, int(options["warmup"]))
 
     @classmethod
     def _train_fusion(cls, config, options_in: dict[str, Any]) -> Any:
         """`vosbench train --method s2m-stm --option part='"fusion"'`: train the learned fusion; writes
         final.pt (the `FusionNet` only, fp16).
 
-        Samples (`vosbench_baselines.fusion.build_fusion_data`) come from STM propagations on the
+        Samples (`build_fusion_data`) come from STM propagations on the
         sequences of `--data`/`--split` (frames must be at the processing size: DAVIS 2016's 240p
         train frames), computed once and cached in `cache` (a .npz; default <out>/fusion-data.npz),
         seeded by --seed. Options: cache, pairs_per_sequence, min_gap, max_gap, frames_per_pair,
         davis_videos (first N sequences; null: all), crop ([h, w], multiples of 8), warmup,
         stm_weights (default the committed stm.pt).
         """
-        from vosbench.io.factory import open_dataset
-        from vosbench_baselines.data import TrainingFrames
-        from vosbench_baselines.fusion import (FusionNet, FusionSampler, build_fusion_data, fusion_losses,
-                                               load_or_build_fusion_data)
-        from vosbench_baselines.training import cosine_lr, export_weights, train_loop
+        from vosbench_baselines.fusion import FusionNet, FusionSampler, fusion_losses
+        from vosbench_baselines.training import arrays_for_recipe, export_weights, train_with_cosine
 
         options: dict[str, Any] = {"cache": None, "pairs_per_sequence": 10, "min_gap": 4, "max_gap": 40,
                                    "frames_per_pair": 8, "davis_videos": None, "crop": [160, 256], "warmup": 50,
@@ -501,11 +494,7 @@ class S2MSTM(InteractiveMethod):
         method = cls(device=config.device, interaction="grabcut", fusion="none", stm_weights=stm_path,
                      threads=config.threads)
         device = method.device
-        dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
-        names = dataset.sequence_names()
-        if options["davis_videos"] is not None:
-            names = names[:int(options["davis_videos"])]
-        frames = TrainingFrames(dataset, sequences=names)
+        frames = _training_sequences(config, options["davis_videos"])
         names = frames.sequences
         recipe = {"version": 1, "data": Path(config.data).name, "split": config.split, "sequences": names,
                   "seed": config.seed, "size": method.size, "mem_every": method.mem_every,
@@ -513,11 +502,11 @@ class S2MSTM(InteractiveMethod):
                   **{k: options[k] for k in ("pairs_per_sequence", "min_gap", "max_gap", "frames_per_pair")}}
         cache = Path(options["cache"]) if options["cache"] else Path(config.out) / "fusion-data.npz"
         data_started = time.time()
-        data = load_or_build_fusion_data(cache, recipe, lambda: build_fusion_data(
+        data = arrays_for_recipe(cache, recipe, lambda: build_fusion_data(
             method, frames, names, seed=config.seed, pairs_per_sequence=int(options["pairs_per_sequence"]),
             min_gap=int(options["min_gap"]), max_gap=int(options["max_gap"]),
-            frames_per_pair=int(options["frames_per_pair"]), video_state=_VideoState, make_error=simulate_error,
-            progress=True))
+            frames_per_pair=int(options["frames_per_pair"]), progress=True),
+            what="fusion training data", refuse_other_recipe=True)
         data_seconds = time.time() - data_started
         if not len(data["old"]):
             raise VosbenchError("s2m-stm fusion training: no samples (sequences shorter than min_gap + 1?)")
@@ -543,10 +532,26 @@ class S2MSTM(InteractiveMethod):
                     "wall_seconds_this_session": round(time.time() - started, 1)}
             return export_weights(net, Path(config.out) / "final.pt", meta)
 
-        return train_loop(config=config, model=net, optimizer=optimizer, compute_losses=compute,
-                          stateful={"sampler": sampler}, export=export,
-                          lr_at=lambda s: cosine_lr(s, config.steps, config.learning_rate,
-                                                    warmup=int(options["warmup"])))
+        return train_with_cosine(config, net, optimizer, compute, sampler, export, int(options["warmup"]))
+
+
+def _training_sequences(config, davis_videos: int | None) -> Any:
+    """The `TrainingFrames` of `--data`/`--split`: its first `davis_videos` sequences (None: all)."""
+    from vosbench.io.factory import open_dataset
+    from vosbench_baselines.data import TrainingFrames
+
+    dataset = open_dataset(config.dataset, config.data, split=config.split, resolution=config.resolution)
+    names = dataset.sequence_names()
+    if davis_videos is not None:
+        names = names[:int(davis_videos)]
+    return TrainingFrames(dataset, sequences=names)
+
+
+def _training_video(frames: Any, sequence: str) -> Video:
+    """A training sequence of `frames` as the one-object `Video` the method's propagation reads."""
+    n = frames.length(sequence)
+    return Video(name=sequence, frames=[frames.image(sequence, j) for j in range(n)],
+                 frame_names=[f"{j:05d}" for j in range(n)], object_ids=[1])
 
 
 def _synthetic_training_frames(n_sequences: int) -> "ConcatFrames":
@@ -587,6 +592,10 @@ ERROR_WEIGHTS = (0.15, 0.25, 0.1, 0.1, 0.1, 0.15, 0.15)
 # Share of training samples whose wrong mask is the STM network's own propagation (`PropagatedErrors`)
 # rather than a simulated error; 0 gives the first recipe (the committed weights before it).
 PROPAGATION_SHARE = 0.1
+# The learned fusion's training pairs: kinds of error of the mask the old propagation starts from (an
+# imperfect earlier answer), and the mild ones of the new interaction's mask.
+FUSION_OLD_ERRORS = ("neighbour", "erode", "dilate", "shift", "cut", "merge")
+FUSION_NEW_ERRORS = ("erode", "dilate", "shift", "cut")
 
 
 def _disk(radius: float) -> np.ndarray:
@@ -749,60 +758,43 @@ class PropagatedErrors:
     real propagation makes, growing with the distance, for `S2MSampler`.
 
     Computed once per recipe (sequences, STM weights, processing size, memory interval) and kept,
-    bit-packed, in `cache` (an .npz written atomically); a cache of another recipe is computed again.
+    bit-packed, in `cache` (`training.arrays_for_recipe`); a cache of another recipe is computed again.
     """
 
     def __init__(self, frames: Any, sequences: list[str], cache: Path, stm_weights: Path, device: str,
                  threads: int | None, progress: bool = False):
-        import json
-
-        from vosbench.io.atomic import atomic_path
+        from vosbench_baselines.training import arrays_for_recipe
 
         self.frames = frames
         self.sequences = list(sequences)
-        recipe = json.dumps({"version": 1, "sequences": self.sequences, "size": PROCESSING_SIZE, "mem_every": 5,
-                             "stm_weights_sha256": weights_sha256(stm_weights)}, sort_keys=True)
-        self._packed: dict[str, np.ndarray] = {}
-        self._shapes: dict[str, tuple[int, ...]] = {}
-        cache = Path(cache)
-        if cache.is_file():
-            with np.load(cache, allow_pickle=False) as held:
-                if str(held["recipe"]) == recipe:
-                    for name in self.sequences:
-                        self._packed[name] = held[f"packed/{name}"]
-                        self._shapes[name] = tuple(int(v) for v in held[f"shape/{name}"])
-                    log.info("real propagation errors: read %s", cache)
-                    return
-        method = S2MSTM(device=device, stm_weights=stm_weights, interaction="grabcut", fusion="none",
-                        threads=threads)
-        started = time.perf_counter()
-        names = self.sequences
-        if progress:
-            from tqdm.auto import tqdm
+        recipe = {"version": 1, "sequences": self.sequences, "size": PROCESSING_SIZE, "mem_every": 5,
+                  "stm_weights_sha256": weights_sha256(stm_weights)}
 
-            names = tqdm(names, desc="propagating the training sequences", unit="seq", leave=False)
-        for name in names:
-            masks = self._propagate(method, name)
-            self._shapes[name] = masks.shape
-            self._packed[name] = np.packbits(masks.ravel())
-        arrays = {"recipe": np.array(recipe)}
-        for name in self.sequences:
-            arrays[f"packed/{name}"] = self._packed[name]
-            arrays[f"shape/{name}"] = np.array(self._shapes[name], dtype=np.int64)
-        with atomic_path(cache) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, **arrays)
-        log.info("real propagation errors of %d sequences in %.0f s -> %s", len(self.sequences),
-                 time.perf_counter() - started, cache)
+        def compute() -> dict[str, np.ndarray]:
+            method = S2MSTM(device=device, stm_weights=stm_weights, interaction="grabcut", fusion="none",
+                            threads=threads)
+            names = self.sequences
+            if progress:
+                from tqdm.auto import tqdm
+
+                names = tqdm(names, desc="propagating the training sequences", unit="seq", leave=False)
+            arrays = {}
+            for name in names:
+                masks = self._propagate(method, name)
+                arrays[f"packed/{name}"] = np.packbits(masks.ravel())
+                arrays[f"shape/{name}"] = np.array(masks.shape, dtype=np.int64)
+            return arrays
+
+        arrays = arrays_for_recipe(Path(cache), recipe, compute, what="real propagation errors",
+                                   refuse_other_recipe=False, compress=True)
+        self._packed = {name: arrays[f"packed/{name}"] for name in self.sequences}
+        self._shapes = {name: tuple(int(v) for v in arrays[f"shape/{name}"]) for name in self.sequences}
 
     def _propagate(self, method: "S2MSTM", sequence: str) -> np.ndarray:
         """(2, n, H, W) bool: the object as propagated from the first frame, and from the last."""
-        from vosbench.methods.base import Video
-
-        n = self.frames.length(sequence)
-        images = [self.frames.image(sequence, j) for j in range(n)]
-        size = tuple(images[0].shape[:2])
-        video = Video(name=sequence, frames=images, frame_names=[f"{j:05d}" for j in range(n)], object_ids=[1])
+        video = _training_video(self.frames, sequence)
+        n = len(video.frames)
+        size = tuple(video.frames[0].shape[:2])
         out = np.zeros((2, n, *size), dtype=bool)
         with torch.no_grad():
             shared: _VideoState | None = None
@@ -811,17 +803,13 @@ class PropagatedErrors:
                 if shared is not None:       # a frame's features and key depend on the image alone
                     state.feats, state.keys = shared.feats, shared.keys
                 shared = state
-                gt = (self.frames.mask(sequence, start) > 0).astype(np.float32)
+                out[direction, start] = self.frames.mask(sequence, start) > 0
+                gt = out[direction, start].astype(np.float32)
                 if state.proc != size:
                     gt = cv2.resize(gt, (state.proc[1], state.proc[0]), interpolation=cv2.INTER_NEAREST)
-                method._frame(video, state, start)
-                prob = torch.from_numpy(gt[None]).to(method.device)
-                state.probs[start] = prob
-                state.memory[start] = (state.keys[start].flatten(2), method._value(state, start, prob))
+                method._hold_interacted(video, state, start, torch.from_numpy(gt[None]).to(method.device))
                 order = list(range(1, n)) if start == 0 else list(range(n - 2, -1, -1))
                 method._propagate(video, state, start, order, None)
-                out[direction, start] = gt.astype(bool) if state.proc == size else \
-                    (self.frames.mask(sequence, start) > 0)
                 for i in order:
                     prob = state.probs[i]
                     full = prob if state.proc == size else _upsample(prob[None], size)[0]
@@ -836,3 +824,86 @@ class PropagatedErrors:
         first, last = start // 8, (start + plane + 7) // 8
         bits = np.unpackbits(self._packed[sequence][first:last])[start - 8 * first:start - 8 * first + plane]
         return bits.reshape(shape[2:]).astype(bool)
+
+
+def build_fusion_data(method: Any, frames: Any, sequences: list[str], seed: int, pairs_per_sequence: int,
+                      min_gap: int, max_gap: int, frames_per_pair: int, progress: bool = False
+                      ) -> dict[str, np.ndarray]:
+    """Samples of the learned fusion (`vosbench_baselines.fusion`) from STM propagations between two
+    interacted frames.
+
+    method: an `S2MSTM` (its STM network, processing size and `_propagate` are used, fusion off);
+    frames: a `TrainingFrames`-like object. Per sequence `pairs_per_sequence` pairs (a, t), |t - a| in
+    [min_gap, max_gap], a before or after t with equal chance; the mask at a is the ground truth or
+    (p 0.6) a simulated error of it; the mask at t the ground truth or (p 0.25) a mild error. Up to
+    `frames_per_pair` frames between them are kept. Returns arrays: old, new (N, H, W) uint8
+    probabilities x 255, target (N, H, W) bool, feats8 (N, 40, h, w) float16, w, to_t, to_other (N,),
+    pair (N,) index of the pair.
+    """
+    rng = np.random.default_rng([seed, 23])
+    saved_fusion = method.fusion
+    method.fusion = "none"
+    out: dict[str, list] = {k: [] for k in ("old", "new", "target", "feats8", "w", "to_t", "to_other", "pair")}
+    pair_index = 0
+    try:
+        for sequence in sequences:
+            n = frames.length(sequence)
+            if n < min_gap + 1:
+                continue
+            video = _training_video(frames, sequence)
+            masks = [frames.mask(sequence, j) for j in range(n)]
+            size = video.frames[0].shape[:2]
+            proc = method._processing_size(size)
+            if proc != tuple(size):
+                raise VosbenchError("fusion training data: frames must be at the processing size "
+                                    f"({size} vs {proc}); use DAVIS's 240p train frames.")
+            feats_cache: list = [None] * n
+            keys_cache: list = [None] * n
+            for _ in range(pairs_per_sequence):
+                gap = int(rng.integers(min_gap, min(max_gap, n - 1) + 1))
+                a = int(rng.integers(0, n - gap))
+                t = a + gap
+                if rng.random() < 0.5:
+                    a, t = t, a
+                gt_a, gt_t = masks[a] > 0, masks[t] > 0
+                mask_a = gt_a
+                if rng.random() < 0.6 and gt_a.any():
+                    kind = str(rng.choice(FUSION_OLD_ERRORS))
+                    near = masks[int(np.clip(a + rng.integers(-8, 9), 0, n - 1))] > 0
+                    mask_a = simulate_error(gt_a, kind, rng, neighbour=near)
+                mask_t = gt_t
+                if rng.random() < 0.25 and gt_t.any():
+                    mask_t = simulate_error(gt_t, str(rng.choice(FUSION_NEW_ERRORS)), rng)
+                state = _VideoState(n, tuple(size), proc, 1)
+                state.feats, state.keys = feats_cache, keys_cache     # shared by the pairs of a sequence
+                step = 1 if t > a else -1
+                with torch.no_grad():
+                    # The earlier interaction at a, propagated towards t (and beyond: not needed).
+                    method._hold_interacted(video, state, a,
+                                            torch.from_numpy(mask_a[None].astype(np.float32)).to(method.device))
+                    between = list(range(a + step, t, step))
+                    method._propagate(video, state, a, between, None)
+                    old = {i: state.probs[i].clone() for i in between}
+                    # The new interaction at t, propagated back towards a (memory {a, t}).
+                    method._hold_interacted(video, state, t,
+                                            torch.from_numpy(mask_t[None].astype(np.float32)).to(method.device))
+                    back = between[::-1]
+                    method._propagate(video, state, t, back, a)
+                keep = sorted(rng.choice(len(between), size=min(frames_per_pair, len(between)), replace=False))
+                for j in keep:
+                    i = between[j]
+                    out["old"].append(np.round(old[i][0].cpu().numpy() * 255).astype(np.uint8))
+                    out["new"].append(np.round(state.probs[i][0].cpu().numpy() * 255).astype(np.uint8))
+                    out["target"].append(masks[i] > 0)
+                    out["feats8"].append(state.feats[i][8][0].cpu().numpy().astype(np.float16))
+                    out["w"].append(abs(i - a) / abs(t - a))
+                    out["to_t"].append(abs(i - t))
+                    out["to_other"].append(abs(i - a))
+                    out["pair"].append(pair_index)
+                pair_index += 1
+            if progress:
+                log.info("fusion data: %s done (%d samples)", sequence, len(out["old"]))
+    finally:
+        method.fusion = saved_fusion
+    return {k: np.stack(v) if k in ("old", "new", "target", "feats8") else np.asarray(v, np.float32)
+            for k, v in out.items()}

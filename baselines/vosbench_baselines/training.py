@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import logging
 import math
 import random
@@ -133,6 +134,40 @@ def load_exported_into(net: nn.Module, path: Path, what: str, missing_fix: str, 
                          f"Pass weights written by `{written_by}` with this version of vosbench.")
     net.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
     return net
+
+
+def arrays_for_recipe(path: Path, recipe: Mapping[str, Any], build: Callable[[], dict[str, np.ndarray]], *,
+                      what: str, refuse_other_recipe: bool, compress: bool = False) -> dict[str, np.ndarray]:
+    """Arrays computed once per `recipe` and kept in the .npz at `path` (written atomically, the recipe
+    beside them as JSON). A file made with another recipe is computed again, or refused with an
+    InputError naming it when `refuse_other_recipe` (a file the user named: never overwritten)."""
+    path = Path(path)
+    recipe_json = json.dumps(recipe, sort_keys=True, default=str)
+    if path.is_file():
+        with np.load(path, allow_pickle=False) as held:
+            if "recipe" in held.files and str(held["recipe"]) == recipe_json:
+                log.info("%s: reusing %s", what, path)
+                return {k: held[k] for k in held.files if k != "recipe"}
+        if refuse_other_recipe:
+            raise InputError(path, f"holds {what} made with another recipe.",
+                             "Delete it, or pass another --option cache=PATH.")
+    started = time.monotonic()
+    arrays = build()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            (np.savez_compressed if compress else np.savez)(handle, recipe=np.asarray(recipe_json), **arrays)
+    log.info("%s: computed in %.0f s, kept in %s", what, time.monotonic() - started, path)
+    return arrays
+
+
+def train_with_cosine(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer,
+                      compute_losses: Callable[[int], dict[str, torch.Tensor]], sampler: Stateful,
+                      export: Callable[[int], Path | None], warmup: int) -> TrainSummary:
+    """`train_loop` with a seeded, resumable `sampler` and the cosine rate (`warmup` steps, then down to
+    5% at `config.steps`), as both learned parts of s2m-stm train."""
+    return train_loop(config=config, model=model, optimizer=optimizer, compute_losses=compute_losses,
+                      stateful={"sampler": sampler}, export=export,
+                      lr_at=lambda step: cosine_lr(step, config.steps, config.learning_rate, warmup=warmup))
 
 
 class LossLog:
