@@ -28,10 +28,11 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-try:  # zlib-ng inflates PNG data many times faster than the zlib Python ships with
-    from zlib_ng import zlib_ng as _inflate_lib
-except ImportError:  # pragma: no cover - zlib-ng is a dependency; stay correct without it
-    _inflate_lib = zlib
+try:  # libdeflate inflates a whole mask in one call, about twice as fast as zlib-ng and 4x the stdlib zlib
+    from deflate import zlib_decompress as _inflate_exact
+except ImportError:  # pragma: no cover - deflate is a dependency; stay correct without it
+    def _inflate_exact(data: bytes, size: int) -> bytes:
+        return zlib.decompress(data, 15, size)
 
 from vosbench.errors import InputError
 from vosbench.io.atomic import atomic_path
@@ -120,7 +121,7 @@ def _decode_png_fast(data: bytes) -> tuple[str, np.ndarray] | None:
     ("P": palette indices; "L": grey levels, 2- and 4-bit scaled to 0..255 as PIL
     does; "1": 0/1), or None for anything else (PIL then decodes it, and raises
     on broken files). Decoding is the floor of an evaluation's time: this skips
-    PIL's per-image overhead and its copy into numpy, and inflates with zlib-ng.
+    PIL's per-image overhead and its copy into numpy, and inflates with libdeflate.
     """
     if len(data) < 45 or not data.startswith(_PNG_SIGNATURE) or data[12:16] != b"IHDR":
         return None
@@ -145,8 +146,9 @@ def _decode_png_fast(data: bytes) -> tuple[str, np.ndarray] | None:
         return None
     row_bytes = (width * depth + 7) // 8
     try:
-        raw = _inflate_lib.decompress(b"".join(parts))
-    except Exception:  # zlib.error and zlib_ng.error share no base class but Exception
+        # The size is known from the header: one allocation, no growing copies.
+        raw = _inflate_exact(b"".join(parts), height * (row_bytes + 1))
+    except Exception:  # zlib.error and deflate.DeflateError share no base class but Exception
         return None
     if len(raw) != height * (row_bytes + 1):
         return None

@@ -23,6 +23,19 @@ import numpy as np
 from vosbench.metrics.boundary import (BOUNDARY_THRESHOLD, _precision_recall_to_f, boundary_radius, dilate_disk,
                                        seg2bmap)
 
+try:  # the optional compiled kernel (pyproject's ext-modules); the Python path below gives the same counts
+    from vosbench.metrics._native import boundary_matches as _native_boundary_matches
+except ImportError:  # pragma: no cover - installed without a C compiler
+    _native_boundary_matches = None
+
+# Radii the native kernel takes (its distances are bytes); larger ones go the Python way.
+_NATIVE_MAX_RADIUS = 254
+
+
+def native_kernel_available() -> bool:
+    """Whether F's boundary matching runs in the compiled kernel (else in OpenCV/numpy; same numbers)."""
+    return _native_boundary_matches is not None
+
 
 class _Region:
     """One binary mask of one frame, reduced to its bounding box.
@@ -145,10 +158,17 @@ def pair_j(g: _Region, p: _Region) -> float:
     return inter / (g.n + p.n - inter)
 
 
-def pair_f(g: _Region, p: _Region, radius: int) -> float:
-    """F of one ground-truth region against one predicted region, boundaries matched within `radius`."""
+def pair_f(g: _Region, p: _Region, radius: int, native: bool = True) -> float:
+    """F of one ground-truth region against one predicted region, boundaries matched within `radius`.
+
+    native: use the compiled kernel when it is built (False: the OpenCV/numpy path, its reference)."""
     if g.empty and p.empty:
         return 1.0
+    if native and _native_boundary_matches is not None and radius <= _NATIVE_MAX_RADIUS and not (g.empty or p.empty):
+        # Boundaries, matching and counts in one call, straight from the two crops: no dilated image.
+        n_g, n_p, gt_match, pred_match = _native_boundary_matches(g.mask, g.box[0], g.box[2],
+                                                                  p.mask, p.box[0], p.box[2], radius)
+        return _precision_recall_to_f(n_p, n_g, pred_match, gt_match)
     if g.n_b == 0 or p.n_b == 0:
         return _precision_recall_to_f(p.n_b, g.n_b, 0, 0)
     pred_match = _count_matches(p, g, radius)

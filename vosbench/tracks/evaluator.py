@@ -18,6 +18,7 @@ from vosbench.io.atomic import atomic_path
 from vosbench.io.datasets import Dataset
 from vosbench.io.paths import score_cache_dir
 from vosbench.metrics.base import Metric
+from vosbench.metrics.frames import native_kernel_available
 from vosbench.tracks.jobs import SequenceJob, score_guarded
 from vosbench.tracks.parallel import joblib_backend, run_parallel
 from vosbench.tracks.params import EvalParams
@@ -159,6 +160,8 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
 
     errors: list[InputError] = []
     if todo:
+        log.info("F's boundary matching: %s", "compiled kernel" if native_kernel_available()
+                 else "OpenCV/numpy (the compiled kernel is not built; same numbers, slower)")
         with joblib_backend(backend, scheduler):
             for output in run_parallel(score_guarded, todo, jobs=jobs, total=len(todo), progress=progress,
                                        args=(chosen, lenient)):
