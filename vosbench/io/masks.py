@@ -222,6 +222,13 @@ def read_mask(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
     return np.ascontiguousarray(_read_ids(Path(path), binary))
 
 
+def read_mask_view(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
+    """`read_mask` without its final copy into C order: the ids may be a row-strided view of the decoded
+    PNG rows (each row still follows its filter byte). For readers that index, compare and count, as
+    scoring does; it saves a copy of every frame."""
+    return _read_ids(Path(path), binary)
+
+
 def read_mask_into(path: str | os.PathLike, out: np.ndarray, binary: bool = False) -> tuple[int, int]:
     """Decode one mask straight into `out` (an ``(H, W) uint8`` slot of a stack) and return its shape.
 

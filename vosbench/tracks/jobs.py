@@ -9,7 +9,7 @@ import numpy as np
 
 from vosbench.errors import InputError, VosbenchError
 from vosbench.io.allocator import keep_freed_buffers
-from vosbench.io.masks import VOID_LABEL, read_mask
+from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_view
 from vosbench.metrics.base import Frame, Metric, SequenceInfo
 from vosbench.tracks.params import EvalParams, Track
 from vosbench.tracks.scores import SequenceScores, default_metrics
@@ -142,7 +142,7 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
     pred_max = 0
     allowed: set[int] = set()
     for t, (frame_name, gt_path, pred_path) in enumerate(zip(job.frames, job.gt_paths, job.pred_paths)):
-        gt = read_mask(gt_path, binary=job.binary)
+        gt = read_mask_view(gt_path, binary=job.binary)
         if shape is None:
             shape = gt.shape
             if object_ids is None:
@@ -164,7 +164,7 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
                                       f"{shape[1]}x{shape[0]}.", "Write every mask of a sequence at the size of its frames.")
         pred = None
         if pred_path is not None:
-            pred = read_mask(pred_path, binary=job.binary)
+            pred = read_mask_view(pred_path, binary=job.binary)
             if pred.shape != shape:
                 raise InputError(pred_path, f"mask is {pred.shape[1]}x{pred.shape[0]} but the ground truth is "
                                             f"{shape[1]}x{shape[0]}.",
