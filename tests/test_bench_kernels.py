@@ -117,3 +117,37 @@ def test_lvos_f_measure_480p(benchmark, frames):
     gt, pred = frames
     value = benchmark(lvos_f, gt == 1, pred == 1)
     assert value == pytest.approx(f_measure(gt == 1, pred == 1), abs=1e-12)  # the pure-Python path is DAVIS's
+
+
+@pytest.fixture(scope="module")
+def real_pairs(davis2016_root):
+    """The first 40 frames of two real DAVIS 2016 val sequences and a published method's masks for them."""
+    pairs = []
+    for sequence in ("bmx-trees", "kite-surf"):
+        for gt_path in sorted((davis2016_root / "Annotations" / "480p" / sequence).glob("*.png"))[:40]:
+            pred_path = davis2016_root / "results" / "osvos" / sequence / gt_path.name
+            pairs.append((read_mask(gt_path, binary=True), read_mask(pred_path, binary=True)))
+    return pairs
+
+
+def _f_of_pairs(pairs, native: bool) -> list[float]:
+    from vosbench.metrics.frames import FrameRegions, pair_f
+
+    radius = boundary_radius(H, W)
+    out = []
+    for g, p in pairs:  # regions made afresh each time: nothing carried over between rounds
+        out.append(pair_f(FrameRegions(g, None, radius, g.shape).get(1), FrameRegions(p, None, radius, p.shape).get(1),
+                          radius, native=native))
+    return out
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("native", [True, False], ids=["compiled-kernel", "opencv-numpy"])
+def test_f_real_davis_frames(benchmark, real_pairs, native):
+    """F of 80 real DAVIS frames, the compiled kernel beside the OpenCV/numpy path (run both in one session)."""
+    from vosbench.metrics.frames import native_kernel_available
+
+    if native and not native_kernel_available():
+        pytest.skip("the compiled kernel is not built")
+    values = benchmark(_f_of_pairs, real_pairs, native)
+    assert values == _f_of_pairs(real_pairs, not native or not native_kernel_available())

@@ -137,7 +137,6 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
     states: list = []
     info: SequenceInfo | None = None
     scored = None
-    pair_object = None
     shape = None
     pred_max = 0
     allowed: set[int] = set()
@@ -157,7 +156,6 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
                 pairs = tuple((g, g) for g in object_ids)
             info = SequenceInfo(job.sequence, tuple(job.frames), pairs, shape, job.binary)
             scored = _scored(job, object_ids, first_seen)
-            pair_object = np.array([object_ids.index(g) for g, _ in pairs], dtype=np.int64)
             states = [m.begin(info) for m in metrics]
         elif gt.shape != shape:
             raise InputError(gt_path, f"mask is {gt.shape[1]}x{gt.shape[0]} but {job.gt_paths[0]} is "
