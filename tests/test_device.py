@@ -7,6 +7,7 @@ import sys
 import pytest
 import torch
 
+from vosbench.io import allocator
 from vosbench.methods import device
 
 
@@ -47,7 +48,7 @@ def test_freed_large_blocks_stay_in_the_heap():
     libc = ctypes.CDLL("libc.so.6")
     if not hasattr(libc, "mallinfo2"):
         pytest.skip("glibc older than 2.33 (no mallinfo2)")
-    assert device.keep_freed_memory_in_heap() is True
+    assert allocator.keep_freed_memory_in_heap() is True
     libc.malloc.restype = ctypes.c_void_p
     libc.free.argtypes = [ctypes.c_void_p]
     libc.mallinfo2.restype = _MallInfo2
@@ -64,9 +65,9 @@ def test_allocator_tuning_is_a_no_op_without_glibc(monkeypatch):
     def no_libc(name):
         raise OSError(f"{name}: cannot open shared object file")
 
-    monkeypatch.setattr(device, "_allocator_tuned", None)
+    monkeypatch.setattr(allocator, "_allocator_tuned", None)
     monkeypatch.setattr(ctypes, "CDLL", no_libc)
-    assert device.keep_freed_memory_in_heap() is False
+    assert allocator.keep_freed_memory_in_heap() is False
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without CUDA")

@@ -1,52 +1,48 @@
-"""Keep freed frame buffers in the process for reuse, where the C library is glibc.
+"""The C allocator's thresholds, set once per process (glibc only): the one home of this tuning.
 
-Scoring decodes two masks per frame into fresh ~400 KiB buffers (a 480p frame) and
-drops them a frame later. glibc hands blocks that size back to the kernel as soon as
-they are freed (its trim threshold follows the largest block freed so far, about
-twice a frame), so every frame pays for the same memory again in page faults: on
-real DAVIS masks that was a fifth of a whole evaluation's CPU time (280,000 minor
-faults for 2,049 frames). Raising the two thresholds keeps up to
-`TRIM_THRESHOLD` bytes of freed memory in the process instead.
+By default glibc maps every block above a few MB afresh from the kernel and unmaps it when
+freed, and gives freed heap memory back once about twice the largest freed block sits at the
+top. Work that allocates the same large blocks over and over then pays a page fault per 4 KB
+page on every first touch:
 
-Called once per process by the scoring entry point (`tracks.jobs.score_guarded`), so
-it applies to evaluation workers and to in-process evaluations; elsewhere (musl,
-macOS, Windows) it does nothing.
+* torch methods: each large activation; memory-bound operations (ReLU6, padding, additions) on
+  a 480p feature map ran 4-7 times slower than on reused memory, the default STM run 10-15%
+  slower all in (`methods.device.configure_threads` calls this);
+* scoring: two decoded ~400 KiB masks per frame, dropped a frame later; on 2,049 real DAVIS
+  frames that was 280,000 minor faults and about a fifth of the evaluation's CPU time
+  (`tracks.jobs.score_guarded` calls this, in every worker).
+
+Blocks under 1 GiB then come from the heap, and freed memory stays there for the next block.
+The price is that a process keeps the memory it freed (up to its peak) until it exits.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import logging
-import sys
 
 log = logging.getLogger(__name__)
 
-# mallopt parameters (glibc's malloc.h).
+# glibc's mallopt parameters (malloc.h) and the size below which freed blocks stay in the heap.
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Blocks below this come from the heap (a 4K frame is 8.3 MB); 32 MiB is glibc's own upper bound for it.
-MMAP_THRESHOLD = 32 * 1024 * 1024
-# Freed memory kept at the top of the heap before it goes back to the kernel.
-TRIM_THRESHOLD = 64 * 1024 * 1024
-
-_done: bool | None = None
+_KEEP_BLOCKS_BELOW = 1 << 30
+_allocator_tuned: bool | None = None
 
 
-def keep_freed_buffers() -> bool:
-    """Set glibc's malloc thresholds once for this process; True when they are set."""
-    global _done
-    if _done is not None:
-        return _done
-    _done = False
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
-    mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
-    mallopt.restype = ctypes.c_int
-    _done = bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
-    log.debug("glibc malloc thresholds set for frame buffers: %s", _done)
-    return _done
+def keep_freed_memory_in_heap() -> bool:
+    """Have glibc serve blocks under 1 GiB from its heap and keep freed memory there (once per
+    process); True when set. A no-op, returning False, where the C library is not glibc."""
+    global _allocator_tuned
+    if _allocator_tuned is None:
+        _allocator_tuned = False
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6")
+            mallopt = libc.mallopt
+        except (OSError, AttributeError):
+            log.debug("not glibc: the C allocator is left as it is")
+        else:
+            _allocator_tuned = bool(mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_KEEP_BLOCKS_BELOW))
+                                    and mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_KEEP_BLOCKS_BELOW)))
+            log.debug("glibc allocator keeps freed blocks under 1 GiB: %s", _allocator_tuned)
+    return _allocator_tuned

@@ -9,6 +9,7 @@ import logging
 import os
 
 from vosbench.errors import VosbenchError
+from vosbench.io.allocator import keep_freed_memory_in_heap
 
 log = logging.getLogger(__name__)
 
@@ -51,40 +52,6 @@ def prepare_torch(device: str = "auto", threads: int | None = None) -> str:
     resolved = resolve_device(device)
     configure_threads(threads)
     return resolved
-
-
-# glibc's mallopt parameters (malloc.h) and the size below which freed blocks stay in the heap.
-_M_TRIM_THRESHOLD = -1
-_M_MMAP_THRESHOLD = -3
-_KEEP_BLOCKS_BELOW = 1 << 30
-_allocator_tuned: bool | None = None
-
-
-def keep_freed_memory_in_heap() -> bool:
-    """Have glibc's allocator serve blocks under 1 GiB from its heap and keep freed memory there.
-
-    By default glibc maps every block above a few MB afresh from the kernel and unmaps it when
-    freed, so each large activation a network allocates costs a page fault per 4 KB page on
-    first touch: memory-bound operations (ReLU6, padding, additions) on a 480p feature map ran
-    4-7 times slower than on reused memory, and the default STM run 10-15% slower all in. The
-    price is that a process keeps the memory it freed (up to its peak) until it exits. A no-op,
-    returning False, where the C library is not glibc.
-    """
-    global _allocator_tuned
-    if _allocator_tuned is None:
-        _allocator_tuned = False
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6")
-            mallopt = libc.mallopt
-        except (OSError, AttributeError):
-            log.debug("not glibc: the C allocator is left as it is")
-        else:
-            _allocator_tuned = bool(mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(_KEEP_BLOCKS_BELOW))
-                                    and mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(_KEEP_BLOCKS_BELOW)))
-            log.debug("glibc allocator keeps freed blocks under 1 GiB: %s", _allocator_tuned)
-    return _allocator_tuned
 
 
 # The thread count last asked for by number (`--threads`), which later calls without one keep.

@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 
 from vosbench.errors import InputError, VosbenchError
-from vosbench.io.allocator import keep_freed_buffers
+from vosbench.io.allocator import keep_freed_memory_in_heap
 from vosbench.io.masks import VOID_LABEL, read_mask, read_mask_view
 from vosbench.metrics.base import Frame, Metric, SequenceInfo
 from vosbench.tracks.params import EvalParams, Track
@@ -222,7 +222,7 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
 
 def score_guarded(job: SequenceJob, metrics: Sequence[Metric], lenient: bool) -> SequenceScores | InputError:
     """`score_sequence`, with a lenient run's input problems returned instead of raised (what a worker runs)."""
-    keep_freed_buffers()  # once per process: frame buffers are reused instead of faulted in again
+    keep_freed_memory_in_heap()  # once per process: frame buffers are reused instead of faulted in again
     try:
         return score_sequence(job, metrics)
     except InputError as exc:
