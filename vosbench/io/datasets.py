@@ -175,7 +175,6 @@ class DavisDataset(Dataset):
                              "Point --gt at the DAVIS root that holds Annotations/, JPEGImages/ and ImageSets/.")
         self._sequences = list(sequences) if sequences is not None else self._read_split()
         self._frames: dict[str, list[str]] = {}
-        self._annotation_dirs: dict[str, Path] = {}
 
     def _read_split(self) -> list[str]:
         candidates = [self.root / "ImageSets" / str(self.year) / f"{self.split}.txt",
@@ -220,11 +219,7 @@ class DavisDataset(Dataset):
         return out
 
     def _annotation_dir(self, sequence: str) -> Path:
-        # Held per sequence: annotation_path is called for every frame, and each join parses a path.
-        found = self._annotation_dirs.get(sequence)
-        if found is None:
-            found = self._annotation_dirs[sequence] = self.root / self.annotations / self.resolution / sequence
-        return found
+        return self.root / self.annotations / self.resolution / sequence
 
     def image_dir(self, sequence: str) -> Path:
         # The preferred frames first (image_resolution, else the annotations'), then any other.
