@@ -106,7 +106,8 @@ def test_pair_f_native_equals_python_and_the_reference(native, seed, radius):
     regions = [frames.FrameRegions(x, None, radius, (h, w)).get(1) for x in (g, p)]
     slow = frames.pair_f(*regions, radius, native=False)
     assert fast == slow
-    assert fast == pytest.approx(f_measure_reference(g == 1, p == 1, bound_th=radius) if radius else fast)
+    # bound_th >= 1 is a radius in pixels; 0 is the fraction 0 of the diagonal, radius 0 as well.
+    assert fast == pytest.approx(f_measure_reference(g == 1, p == 1, bound_th=radius))
 
 
 def test_large_radius_takes_the_python_path(native):
