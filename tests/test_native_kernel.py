@@ -137,3 +137,76 @@ def test_real_davis_masks_equal(native, davis2016_root):
             assert fast == slow, gt_path
             compared += 1
     assert compared > 150
+
+
+def _boxes_by_definition(labels: np.ndarray) -> frames.LabelBoxes:
+    """`label_boxes` from its definition: every pixel of every id, through np.nonzero."""
+    boxes = {}
+    for object_id in range(1, 256):
+        ys, xs = np.nonzero(labels == object_id)
+        if ys.size:
+            boxes[object_id] = (int(ys.size), int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1)
+    return frames.LabelBoxes(max(boxes, default=0), boxes)
+
+
+def _label_map(seed: int, h: int, w: int) -> np.ndarray:
+    """Rectangles of random ids (1..255) over background, some overwriting others, plus stray pixels:
+    runs that start and end anywhere in the kernel's 8- and 64-byte steps."""
+    rng = np.random.default_rng(seed)
+    labels = np.zeros((h, w), np.uint8)
+    for _ in range(int(rng.integers(0, 6))):
+        y0, x0 = rng.integers(0, h), rng.integers(0, w)
+        labels[y0:y0 + rng.integers(1, h + 1), x0:x0 + rng.integers(1, w + 1)] = rng.choice([1, 2, 3, 200, 255])
+    stray = rng.random((h, w)) < rng.choice([0.0, 0.001, 0.05])
+    labels[stray] = rng.integers(1, 256, size=int(stray.sum()))
+    return labels
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 300),
+       st.sampled_from(["contiguous", "png-rows", "every-other-column"]))
+def test_label_boxes_equal_their_definition(native, seed, h, w, kind):
+    """Native and numpy/OpenCV `label_boxes` against counting every pixel: contiguous maps, the row-strided
+    views decoded PNGs give (rows after a filter byte), and column-strided views."""
+    labels = _label_map(seed, h, w)
+    if kind == "png-rows":
+        rows = np.zeros((h, w + 1), np.uint8)
+        rows[:, 1:] = labels
+        labels = rows[:, 1:]
+    elif kind == "every-other-column":
+        wide = np.zeros((h, 2 * w), np.uint8)
+        wide[:, ::2] = labels
+        labels = wide[:, ::2]
+    expected = _boxes_by_definition(labels)
+    assert frames.label_boxes(labels, native=True) == expected
+    assert frames.label_boxes(labels, native=False) == expected
+
+
+def test_label_boxes_of_empty_and_wrong_maps(native):
+    for empty in (np.zeros((0, 7), np.uint8), np.zeros((5, 0), np.uint8), np.zeros((480, 854), np.uint8)):
+        assert frames.label_boxes(empty) == frames.LabelBoxes(0, {})
+        assert frames.label_boxes(empty, native=False) == frames.LabelBoxes(0, {})
+    for wrong in (np.zeros((4, 4), bool), np.zeros((4, 4), np.int32), np.zeros((2, 2, 2), np.uint8)):
+        for native_path in (True, False):
+            with pytest.raises(ValueError):
+                frames.label_boxes(wrong, native=native_path)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 40), st.integers(1, 120), st.booleans())
+def test_frame_regions_from_boxes_equal_regions_of_whole_masks(native, seed, h, w, with_void):
+    """The regions FrameRegions makes from `label_boxes` (box, pixel count, cropped pixels) equal those of
+    each id's whole-frame mask, with and without void pixels."""
+    labels = _label_map(seed, h, w)
+    void = (np.random.default_rng(seed + 1).random((h, w)) < 0.2) if with_void else None
+    regions = frames.FrameRegions(labels, void, 3, (h, w))
+    for object_id in (0, 1, 2, 3, 200, 255, 256, -1):
+        got = regions.get(object_id)
+        whole = labels == object_id if 0 <= object_id <= 255 else np.zeros((h, w), bool)
+        if void is not None:
+            whole &= ~void
+        expected = frames._Region(whole, 3)
+        assert got.empty == expected.empty, object_id
+        if not expected.empty:
+            assert (got.box, got.n) == (expected.box, expected.n), object_id
+            np.testing.assert_array_equal(got.mask, expected.mask)

@@ -120,14 +120,24 @@ class Frame:
             out = out & ~self.void
         return out
 
+    def label_boxes(self, side: str):
+        """`vosbench.metrics.frames.LabelBoxes` of the id map on `side` ("gt" or "pred"): its largest id,
+        and each id's pixel count and box, from one pass. The map must be an ``(H, W) uint8`` array."""
+        from vosbench.metrics.frames import label_boxes
+
+        return self.memo(("boxes", side), lambda: label_boxes(self.gt if side == "gt" else self.pred))
+
     def region(self, side: str, object_id: int):
         """The cropped region of `object_id` on `side` ("gt" or "pred") that the J and F kernels share
         (`vosbench.metrics.frames._Region`: bounding box, pixels; boundary and dilations on request)."""
         from vosbench.metrics.frames import FrameRegions
 
-        regions = self.memo(("regions", side),
-                            lambda: FrameRegions(self.gt if side == "gt" else self.pred, self.void, 0, self.shape))
-        return regions.get(object_id)
+        def build():
+            labels = self.gt if side == "gt" else self.pred
+            boxes = self.label_boxes(side) if isinstance(labels, np.ndarray) else None
+            return FrameRegions(labels, self.void, 0, self.shape, boxes=boxes)
+
+        return self.memo(("regions", side), build).get(object_id)
 
 
 class Metric(ABC):

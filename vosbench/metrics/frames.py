@@ -15,7 +15,7 @@ radius, so counts over the crops equal counts over the whole frame.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import cv2
 import numpy as np
@@ -23,18 +23,45 @@ import numpy as np
 from vosbench.metrics.boundary import (BOUNDARY_THRESHOLD, _precision_recall_to_f, boundary_radius, dilate_disk,
                                        seg2bmap)
 
-try:  # the optional compiled kernel (pyproject's ext-modules); the Python path below gives the same counts
+try:  # the optional compiled kernels (pyproject's ext-modules); the Python paths below give the same numbers
     from vosbench.metrics._native import boundary_matches as _native_boundary_matches
+    from vosbench.metrics._native import label_boxes as _native_label_boxes
 except ImportError:  # pragma: no cover - installed without a C compiler
-    _native_boundary_matches = None
+    _native_boundary_matches = _native_label_boxes = None
 
 # Radii the native kernel takes (its distances are bytes); larger ones go the Python way.
 _NATIVE_MAX_RADIUS = 254
 
 
 def native_kernel_available() -> bool:
-    """Whether F's boundary matching runs in the compiled kernel (else in OpenCV/numpy; same numbers)."""
+    """Whether F's boundary matching and the regions' boxes run in the compiled kernels (else in
+    OpenCV/numpy; same numbers)."""
     return _native_boundary_matches is not None
+
+
+class LabelBoxes(NamedTuple):
+    """What one pass over an id map tells: its largest id (0 when empty), and for each non-zero id
+    present its pixel count and bounding box, ``{id: (count, y0, y1, x0, x1)}`` (ends exclusive)."""
+
+    top: int
+    boxes: dict[int, tuple[int, int, int, int, int]]
+
+
+def label_boxes(labels: np.ndarray, native: bool = True) -> LabelBoxes:
+    """The `LabelBoxes` of a ``(H, W) uint8`` id map (any strides).
+
+    native: use the compiled kernel when it is built (one pass over the map); False: numpy and
+    OpenCV, a count and a box per id, its reference."""
+    if native and _native_label_boxes is not None:
+        return LabelBoxes(*_native_label_boxes(labels))
+    if labels.dtype != np.uint8 or labels.ndim != 2:
+        raise ValueError("labels must be a 2-D uint8 array")
+    counts = np.bincount(labels.ravel(), minlength=256)
+    boxes = {}
+    for object_id in np.flatnonzero(counts[1:]) + 1:
+        x, y, w, h = cv2.boundingRect((labels == object_id).view(np.uint8))
+        boxes[int(object_id)] = (int(counts[object_id]), y, y + h, x, x + w)
+    return LabelBoxes(max(boxes, default=0), boxes)
 
 
 class _Region:
@@ -79,6 +106,19 @@ class _Region:
             sy1, sx1 = min(y1 - oy, mask.shape[0]), min(x1 - ox, mask.shape[1])
             self.mask[sy0 + oy - y0:sy1 + oy - y0, sx0 + ox - x0:sx1 + ox - x0] = mask[sy0:sy1, sx0:sx1]
         self.n = int(np.count_nonzero(self.mask))
+
+    @classmethod
+    def of_box(cls, mask: np.ndarray, box: tuple[int, int, int, int], n: int, radius: int,
+               frame_shape: tuple[int, int]) -> "_Region":
+        """A non-empty region whose box (the mask's, grown by one pixel and clipped) and pixel count
+        are already known; mask: its pixels over that box."""
+        region = cls(None, radius)
+        region.empty = False
+        region.box = box
+        region.mask = mask
+        region.n = n
+        region._frame_shape = frame_shape
+        return region
 
     @property
     def bmap(self) -> np.ndarray:
@@ -297,29 +337,27 @@ def pairwise_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence
 class FrameRegions:
     """The `_Region` of every id of one side (ground truth or prediction) of one frame, made on request.
 
-    labels: a ``(H, W) uint8`` id map (searched only inside the box of its non-zero labels), a
-    mapping {id: (H, W) bool mask} (objects that may overlap), or None (every id is empty).
-    void: pixels to leave out, or None. Shared by the J and F metrics of a run through `Frame.region`.
+    labels: a ``(H, W) uint8`` id map, a mapping {id: (H, W) bool mask} (objects that may overlap),
+    or None (every id is empty). void: pixels to leave out, or None. boxes: the id map's
+    `label_boxes`, when the caller has them (else computed here). Shared by the J and F metrics of
+    a run through `Frame.region`.
+
+    An id map is read once, by `label_boxes`: each id's region is then its box grown by one pixel
+    (where its boundary lives), compared with the id; nothing else passes over the whole frame.
     """
 
-    __slots__ = ("labels", "keep", "radius", "shape", "_crop", "_keep_crop", "_offset", "_regions")
+    __slots__ = ("labels", "keep", "radius", "shape", "_boxes", "_regions")
 
-    def __init__(self, labels, void: np.ndarray | None, radius: int, shape: tuple[int, int]):
+    def __init__(self, labels, void: np.ndarray | None, radius: int, shape: tuple[int, int],
+                 boxes: LabelBoxes | None = None):
         self.labels = labels
         self.keep = None if (void is None or not void.any()) else ~void
         self.radius = radius
         self.shape = shape
         self._regions: dict[int, _Region] = {}
-        self._crop = None
+        self._boxes = None
         if isinstance(labels, np.ndarray):
-            x, y, w, h = cv2.boundingRect(labels)
-            # The box of every label grown by one pixel (clipped): each region's own grown box then lies
-            # inside the crop, and its pixels are a view instead of a padded copy.
-            height, width = labels.shape
-            y0, x0, y1, x1 = max(y - 1, 0), max(x - 1, 0), min(y + h + 1, height), min(x + w + 1, width)
-            self._offset = (y0, x0)
-            self._crop = labels[y0:y1, x0:x1] if w else None
-            self._keep_crop = None if self.keep is None else self.keep[y0:y1, x0:x1]
+            self._boxes = (boxes if boxes is not None else label_boxes(labels)).boxes
 
     def get(self, object_id: int) -> _Region:
         found = self._regions.get(object_id)
@@ -334,12 +372,18 @@ class FrameRegions:
         if isinstance(labels, np.ndarray):
             if object_id == 0:
                 return _background_region(labels, self.keep, self.radius, True)
-            if object_id < 0 or object_id > 255 or self._crop is None:
+            found = self._boxes.get(object_id)
+            if found is None:  # absent from this frame, or no id a uint8 map can hold
                 return _Region(None, self.radius)
-            mask = self._crop == object_id
-            if self._keep_crop is not None:
-                mask &= self._keep_crop
-            return _Region(mask, self.radius, offset=self._offset, frame_shape=self.shape)
+            n, y0, y1, x0, x1 = found
+            height, width = self.shape
+            box = (max(y0 - 1, 0), min(y1 + 1, height), max(x0 - 1, 0), min(x1 + 1, width))
+            mask = labels[box[0]:box[1], box[2]:box[3]] == object_id
+            if self.keep is None:
+                return _Region.of_box(mask, box, n, self.radius, self.shape)
+            # Void pixels removed: the region's own box may be smaller; measure it on this crop.
+            mask &= self.keep[box[0]:box[1], box[2]:box[3]]
+            return _Region(mask, self.radius, offset=(box[0], box[2]), frame_shape=self.shape)
         found = labels.get(object_id)
         if found is None:
             return _Region(None, self.radius)

@@ -167,7 +167,13 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
                 raise InputError(pred_path, f"mask is {pred.shape[1]}x{pred.shape[0]} but the ground truth is "
                                             f"{shape[1]}x{shape[0]}.",
                                  "Write masks at the ground truth's resolution (resize with nearest neighbour).")
-            top = int(pred.max()) if pred.size else 0
+        void = (gt == VOID_LABEL) if (params.apply_void and not job.binary) else None
+        if void is not None and not void.any():
+            void = None
+        # Unsupervised matching looks at every frame; the frame rules apply after it.
+        frame = Frame(t, frame_name, gt, pred, void, scored=None if unsupervised else scored[:, t])
+        if pred is not None:
+            top = frame.label_boxes("pred").top  # the same pass gives the regions' boxes
             if not job.binary:
                 problem = _mask_problems(job, pred_path, pred, object_ids, allowed, top)
                 if problem is not None:
@@ -176,12 +182,6 @@ def score_sequence(job: SequenceJob, metrics: Sequence[Metric] | None = None) ->
             pred_max = max(pred_max, top)
         if problems:
             continue  # keep checking the masks; nothing will be scored
-        void = (gt == VOID_LABEL) if (params.apply_void and not job.binary) else None
-        if void is not None and not void.any():
-            void = None
-        # Unsupervised matching looks at every frame; the frame rules apply after it.
-        frame_scored = None if unsupervised else scored[:, t]
-        frame = Frame(t, frame_name, gt, pred, void, scored=frame_scored)
         for metric, state in zip(metrics, states):
             metric.update(state, frame)
     _raise_first(problems)
