@@ -25,7 +25,7 @@ they differ.
 
 Both tools run with the same number of processes, each timed end to end as a
 user runs it: a fresh Python process per run (interpreter, imports, worker
-pool start-up included) -- `vosbench evaluate ... --jobs N --no-cache` and
+pool start-up and exit included) -- `python -m vosbench evaluate ... --jobs N --no-cache` and
 vos-benchmark's `benchmark(..., num_processes=N)` -- alternating, `--repeat`
 times; the median is reported. The numbers are compared in this process
 first. `--profile` adds where vosbench's time goes, measured in one process:
@@ -187,13 +187,15 @@ def run_vos_benchmark(root: Path, processes: int):
 CPU_SECONDS: dict[str, list[float]] = {"vosbench": [], "vos-benchmark": []}
 
 
-def timed_subprocess(code: str, tool: str | None = None) -> float:
-    """Wall time of a fresh Python process running `code` (fails loudly if it fails). The CPU seconds of
-    the process and of its worker processes go to CPU_SECONDS[tool]: on a busy machine they show what
-    each tool costs, while the wall times also hold the waits for a core."""
+def timed_subprocess(code: str | list[str], tool: str | None = None) -> float:
+    """Wall time of a fresh Python process running `code` (a program; or a list: the arguments of
+    `python`), failing loudly if it fails. The CPU seconds of the process and of its worker processes
+    go to CPU_SECONDS[tool]: on a busy machine they show what each tool costs, while the wall times
+    also hold the waits for a core."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, stdout=subprocess.DEVNULL,
+    arguments = ["-c", code] if isinstance(code, str) else list(code)
+    subprocess.run([sys.executable, *arguments], check=True, stdout=subprocess.DEVNULL,
                    env={**os.environ, "OMP_NUM_THREADS": "1"})
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -214,11 +216,10 @@ def time_vos_benchmark(root: Path, processes: int) -> float:
 
 def time_vosbench(root: Path, processes: int) -> float:
     out = root / "vosbench-out"
+    # As a user runs it: `python -m vosbench` is the `vosbench` executable's entry point.
     return timed_subprocess(
-        "from vosbench.cli import main\n"
-        f"raise SystemExit(main(['-q', 'evaluate', '--gt', {str(root / 'davis')!r}, '--results', "
-        f"{str(root / 'results')!r}, '--jobs', '{processes}', '--no-cache', '--no-progress', "
-        f"'--out', {str(out)!r}]))\n", tool="vosbench")
+        ["-m", "vosbench", "-q", "evaluate", "--gt", str(root / "davis"), "--results", str(root / "results"),
+         "--jobs", str(processes), "--no-cache", "--no-progress", "--out", str(out)], tool="vosbench")
 
 
 def compare(result, theirs) -> tuple[int, float]:

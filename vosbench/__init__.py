@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from vosbench.errors import InputError, ValidationError, VosbenchError
-from vosbench.io.factory import DatasetKind, detect_dataset_kind, open_dataset
-from vosbench.tracks.params import EvalParams, Track
 
 if TYPE_CHECKING:
+    from vosbench.io.factory import DatasetKind, detect_dataset_kind, open_dataset
+    from vosbench.tracks.params import EvalParams, Track
     from vosbench.tracks.result import Result
 
 __version__ = "0.1.0"
@@ -24,7 +24,7 @@ __all__ = ["evaluate", "EvalParams", "Result", "Track", "DatasetKind", "open_dat
 
 
 def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str | None = None,
-             track: Track | str = Track.SEMI, split: str = "val", resolution: str = "480p",
+             track: Track | str = "semi", split: str = "val", resolution: str = "480p",
              params: EvalParams | None = None, jobs: int = 1, backend: str | None = None,
              scheduler: str | None = None, cache: bool = True, lenient: bool = False,
              progress: bool = False, metrics=None, metric_options=None) -> Result:
@@ -39,10 +39,12 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
         instances; default: the dataset's official measures (J and F for DAVIS).
     metric_options: {metric name: keyword arguments} for metrics given by name.
     """
+    from vosbench.io.factory import detect_dataset_kind, open_dataset
     from vosbench.io.identity import dataset_identity
     from vosbench.tracks.benchmarks import evaluate_benchmark, uses_benchmark_jobs
     from vosbench.tracks.evaluator import evaluate_dataset
     from vosbench.tracks.first_frame import is_test_split
+    from vosbench.tracks.params import EvalParams, Track
 
     kind = detect_dataset_kind(gt, dataset)
     track = Track(track)
@@ -71,25 +73,33 @@ def evaluate(gt: str | Path, results: str | Path, *, dataset: DatasetKind | str 
 def embedded_dataset(split: str = "val", seed: int = 0, resolution: str = "480p"):
     """The dataset `vosbench run` uses without --gt: generated on first use under
     ``$VOSBENCH_HOME/datasets`` (DAVIS 2017 layout, named ``synthetic``), opened."""
+    from vosbench.io.factory import DatasetKind, open_dataset
     from vosbench.io.synthetic import default_dataset_root
 
     return open_dataset(DatasetKind.SYNTHETIC, default_dataset_root(seed=seed), split=split, resolution=resolution)
 
 
-# Methods and the runner, imported when first asked for (they bring in the method registry).
-_LAZY = {"segment_dataset": "vosbench.methods.runner", "load_method": "vosbench.methods.registry",
+# Every public name but the errors is imported when first asked for: `import vosbench` (which every
+# `vosbench` command and every worker process pays first) then costs no numpy, OpenCV or pandas,
+# and `vosbench evaluate --jobs N` can start its workers before this process imports them.
+_LAZY = {"DatasetKind": "vosbench.io.factory", "detect_dataset_kind": "vosbench.io.factory",
+         "open_dataset": "vosbench.io.factory", "EvalParams": "vosbench.tracks.params",
+         "Track": "vosbench.tracks.params", "Result": "vosbench.tracks.result",
+         "segment_dataset": "vosbench.methods.runner", "load_method": "vosbench.methods.registry",
          "available_methods": "vosbench.methods.registry"}
+_SUBPACKAGES = {"io", "metrics", "tracks", "interactive", "methods", "reports", "server", "cli"}
 
 
 def __getattr__(name: str) -> Any:
-    # Result (and pandas with it) is imported on first use: worker processes that only score never need it.
-    if name == "Result":
-        from vosbench.tracks.result import Result
+    import importlib
 
-        globals()["Result"] = Result
-        return Result
     if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = globals()[name] = getattr(importlib.import_module(_LAZY[name]), name)
+        return value
+    if name in _SUBPACKAGES:  # `import vosbench; vosbench.io.read_mask(...)` as when the names were eager
+        return importlib.import_module(f"vosbench.{name}")
     raise AttributeError(f"module 'vosbench' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

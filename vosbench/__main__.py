@@ -1,3 +1,3 @@
-from vosbench.cli import main
+from vosbench.cli import console_main
 
-raise SystemExit(main())
+raise SystemExit(console_main())
