@@ -284,35 +284,37 @@ static inline int block_is(const unsigned char *p, unsigned v, unsigned long lon
 #endif
 }
 
-/* One row as runs of equal ids: a run is taken once, when it ends. Words (and 64-byte blocks) that
- * continue the current run -- long stretches of background, the inside of an object -- are skipped
- * whole; only the words where the id changes are read byte by byte. */
+/* One row as runs of equal ids: a run is taken once, when it ends. Stretches that continue the current
+ * run -- background, the inside of an object -- are skipped 64 or 8 bytes at a time, and in a word
+ * where the id changes, the first differing byte is found from the word's bits, without a loop. */
 static void boxes_row(const unsigned char *r, Py_ssize_t width, Py_ssize_t y, Boxes *s) {
     const unsigned long long ones = 0x0101010101010101ULL;
     unsigned cur = r[0];
     Py_ssize_t start = 0, x = 0;
-    while (x < width) {
+    for (;;) {
         const unsigned long long same = cur * ones;
         if (x + 64 <= width && block_is(r + x, cur, same)) {
             x += 64;
             continue;
         }
-        const Py_ssize_t stop = x + 8 <= width ? x + 8 : width;
-        if (stop == x + 8) {
+        if (x + 8 <= width) {
             unsigned long long word;
             memcpy(&word, r + x, 8);
-            if (word == same) {
-                x = stop;
+            const unsigned long long diff = word ^ same;
+            if (diff == 0) {
+                x += 8;
                 continue;
             }
+            /* the byte at the lowest address is the lowest on little-endian machines */
+            x += (IS_LITTLE_ENDIAN ? __builtin_ctzll(diff) : __builtin_clzll(diff)) >> 3;
+        } else {
+            while (x < width && r[x] == cur) x++;
+            if (x == width) break;
         }
-        for (; x < stop; x++) {
-            if (r[x] != cur) {
-                if (cur) boxes_take(s, cur, y, start, x - 1, x - start);
-                cur = r[x];
-                start = x;
-            }
-        }
+        /* the id changes at x */
+        if (cur) boxes_take(s, cur, y, start, x - 1, x - start);
+        cur = r[x];
+        start = x;
     }
     if (cur) boxes_take(s, cur, y, start, width - 1, width - start);
 }
