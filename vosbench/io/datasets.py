@@ -11,7 +11,6 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import cv2
 import numpy as np
 
 from vosbench.errors import InputError
@@ -25,6 +24,8 @@ RESOLUTIONS = ("480p", "240p", "Full-Resolution")
 
 def read_frame(path: str | os.PathLike) -> np.ndarray:
     """Read one video frame as ``(H, W, 3) uint8`` RGB."""
+    import cv2
+
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise InputError(path, "frame cannot be read as an image.", "Check that the file exists and is a JPEG or PNG.")

@@ -23,10 +23,12 @@ import os
 import struct
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 try:  # libdeflate inflates a whole mask in one call, about twice as fast as zlib-ng and 4x the stdlib zlib
     from deflate import zlib_decompress as _inflate_exact
@@ -179,6 +181,8 @@ def _ids_from_fast(mode: str, values: np.ndarray) -> np.ndarray:
 
 
 def _decode(image: Image.Image, path: Path) -> np.ndarray:
+    from PIL import Image
+
     mode = image.mode
     if mode == "1":
         return np.asarray(image, dtype=np.uint8)
@@ -214,19 +218,24 @@ def _decode(image: Image.Image, path: Path) -> np.ndarray:
                      "Save masks as palette (P), grayscale (L) or 1-bit PNGs of object ids.")
 
 
+def _as_path(path: str | os.PathLike) -> Path:
+    # Path(p) parses a Path's parts again: microseconds per mask, paid by every mask scored.
+    return path if isinstance(path, Path) else Path(path)
+
+
 def read_mask(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
     """Read one mask file into an ``(H, W) uint8`` array of object ids.
 
     Raises InputError naming the file when it is missing or cannot be decoded.
     """
-    return np.ascontiguousarray(_read_ids(Path(path), binary))
+    return np.ascontiguousarray(_read_ids(_as_path(path), binary))
 
 
 def read_mask_view(path: str | os.PathLike, binary: bool = False) -> np.ndarray:
     """`read_mask` without its final copy into C order: the ids may be a row-strided view of the decoded
     PNG rows (each row still follows its filter byte). For readers that index, compare and count, as
     scoring does; it saves a copy of every frame."""
-    return _read_ids(Path(path), binary)
+    return _read_ids(_as_path(path), binary)
 
 
 def read_mask_into(path: str | os.PathLike, out: np.ndarray, binary: bool = False) -> tuple[int, int]:
@@ -235,7 +244,7 @@ def read_mask_into(path: str | os.PathLike, out: np.ndarray, binary: bool = Fals
     When the mask's shape differs from ``out.shape`` nothing is written: the caller
     reports the mismatch in its own words. Spares a copy and an allocation per frame.
     """
-    ids = _read_ids(Path(path), binary)
+    ids = _read_ids(_as_path(path), binary)
     if ids.shape == out.shape:
         np.copyto(out, ids)
     return ids.shape
@@ -250,6 +259,10 @@ def _read_ids(path: Path, binary: bool) -> np.ndarray:
         if fast is not None:
             ids = _ids_from_fast(*fast)
         else:
+            # PIL is imported here, for the PNGs the direct decoder leaves to it: workers that score
+            # DAVIS-style masks never import it.
+            from PIL import Image
+
             with Image.open(path) as image:
                 image.load()
                 ids = _decode(image, path)
@@ -292,6 +305,8 @@ def write_mask(path: str | os.PathLike, ids: np.ndarray, palette: np.ndarray | N
         if ids.size and (ids.min() < 0 or ids.max() > 255):
             raise ValueError("object ids must lie in 0..255")
         ids = ids.astype(np.uint8)
+    from PIL import Image
+
     image = Image.fromarray(ids, mode="P")
     image.putpalette((DAVIS_PALETTE if palette is None else palette).astype(np.uint8).ravel().tolist())
     with atomic_path(path, suffix=".png") as tmp:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-import cv2
 import numpy as np
 
 from vosbench.metrics.boundary import (BOUNDARY_THRESHOLD, _precision_recall_to_f, boundary_radius, dilate_disk,
@@ -54,6 +53,8 @@ def label_boxes(labels: np.ndarray, native: bool = True) -> LabelBoxes:
     OpenCV, a count and a box per id, its reference."""
     if native and _native_label_boxes is not None:
         return LabelBoxes(*_native_label_boxes(labels))
+    import cv2
+
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise ValueError("labels must be a 2-D uint8 array")
     counts = np.bincount(labels.ravel(), minlength=256)
@@ -87,6 +88,8 @@ class _Region:
         self._radius = radius
         if mask is None:
             return
+        import cv2  # here, not at the top: the compiled scoring path never needs OpenCV in a worker
+
         x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
         if w == 0:
             return
@@ -231,6 +234,8 @@ def _regions(labels: np.ndarray, ids: Sequence[int], keep: np.ndarray | None, ra
              with_f: bool) -> dict[int, _Region]:
     """One region per id. The ids are looked for only inside the box of all non-zero labels (one
     bounding-box pass per frame), which spares every id a full-frame pass over empty background."""
+    import cv2
+
     out: dict[int, _Region] = {}
     x, y, w, h = cv2.boundingRect(labels)
     crop = labels[y:y + h, x:x + w]

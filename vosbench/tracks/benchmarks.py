@@ -412,6 +412,7 @@ def evaluate_benchmark(dataset: Dataset, results_dir: str | Path, params: EvalPa
         log.info("resumed: %d of %d videos reused from the cache in %s (their masks are unchanged)",
                  len(scores), len(built), cache.folder)
     errors: list[InputError] = []
+    todo.sort(key=lambda job: len(job.frames), reverse=True)  # longest first, as evaluate_dataset
     with joblib_backend(backend, scheduler):
         for output in run_parallel(_guarded, todo, jobs=jobs, total=len(todo), progress=progress,
                                    args=(chosen, lenient)):

@@ -159,6 +159,8 @@ def evaluate_dataset(dataset: Dataset, results_dir: str | Path, params: EvalPara
                  len(scores), len(report.jobs), cache.folder)
 
     errors: list[InputError] = []
+    # Longest sequences first: the last ones to finish are then short, and the workers end together.
+    todo.sort(key=lambda job: len(job.frames), reverse=True)
     if todo:
         log.info("F's boundary matching: %s", "compiled kernel" if native_kernel_available()
                  else "OpenCV/numpy (the compiled kernel is not built; same numbers, slower)")
