@@ -151,3 +151,17 @@ def test_f_real_davis_frames(benchmark, real_pairs, native):
         pytest.skip("the compiled kernel is not built")
     values = benchmark(_f_of_pairs, real_pairs, native)
     assert values == _f_of_pairs(real_pairs, not native or not native_kernel_available())
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize("native", [True, False], ids=["compiled-kernel", "numpy-opencv"])
+def test_label_boxes_real_davis_masks(benchmark, real_pairs, native):
+    """Ids, pixel counts and boxes of the 160 real DAVIS masks of `real_pairs` (each region's box comes
+    from here), the one-pass compiled kernel beside numpy's count and OpenCV's box per id."""
+    from vosbench.metrics.frames import label_boxes, native_kernel_available
+
+    if native and not native_kernel_available():
+        pytest.skip("the compiled kernel is not built")
+    masks = [mask for pair in real_pairs for mask in pair]
+    found = benchmark(lambda: [label_boxes(mask, native=native) for mask in masks])
+    assert found == [label_boxes(mask, native=not native) for mask in masks]

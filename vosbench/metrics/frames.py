@@ -57,11 +57,21 @@ def label_boxes(labels: np.ndarray, native: bool = True) -> LabelBoxes:
 
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise ValueError("labels must be a 2-D uint8 array")
-    counts = np.bincount(labels.ravel(), minlength=256)
+    if labels.ndim == 2 and labels.strides[1] != 1:
+        labels = np.ascontiguousarray(labels)  # OpenCV takes rows of adjacent bytes
     boxes = {}
-    for object_id in np.flatnonzero(counts[1:]) + 1:
-        x, y, w, h = cv2.boundingRect((labels == object_id).view(np.uint8))
-        boxes[int(object_id)] = (int(counts[object_id]), y, y + h, x, x + w)
+    x, y, w, h = cv2.boundingRect(labels) if labels.size else (0, 0, 0, 0)
+    if w:
+        crop = labels[y:y + h, x:x + w]
+        top = int(crop.max())
+        # Few ids (the usual case): try each; many: find those present with one count of every value.
+        present = range(1, top + 1) if top <= 16 else np.flatnonzero(np.bincount(crop.ravel(), minlength=256)[1:]) + 1
+        for object_id in present:
+            mask = (crop == object_id).view(np.uint8)
+            n = int(np.count_nonzero(mask))
+            if n:
+                bx, by, bw, bh = cv2.boundingRect(mask)
+                boxes[int(object_id)] = (n, y + by, y + by + bh, x + bx, x + bx + bw)
     return LabelBoxes(max(boxes, default=0), boxes)
 
 
