@@ -6,8 +6,8 @@ predicted id is turned once into a `_Region` (its bounding box, its pixels,
 its boundary map, and -- when a pair first needs it -- the boundary dilated by
 the matching disk, all cropped to the box). A pair then only intersects two small crops. This is what makes the
 unsupervised track's (proposal x object) matrix cheap, and keeps the
-semi-supervised diagonal free of full-frame passes except one comparison and
-one bounding box per mask.
+semi-supervised diagonal free of full-frame passes except one per id map
+(`label_boxes`: every id's pixel count and box).
 
 Cropping is exact: a boundary pixel (see `seg2bmap`) lies inside the mask's
 box grown by one pixel, and the dilated boundary inside that box grown by the
@@ -57,7 +57,7 @@ def label_boxes(labels: np.ndarray, native: bool = True) -> LabelBoxes:
 
     if labels.dtype != np.uint8 or labels.ndim != 2:
         raise ValueError("labels must be a 2-D uint8 array")
-    if labels.ndim == 2 and labels.strides[1] != 1:
+    if labels.strides[1] != 1:
         labels = np.ascontiguousarray(labels)  # OpenCV takes rows of adjacent bytes
     boxes = {}
     x, y, w, h = cv2.boundingRect(labels) if labels.size else (0, 0, 0, 0)
@@ -240,32 +240,6 @@ def pair_scores(g: _Region, p: _Region, with_f: bool = True) -> tuple[float, flo
     return j, pair_f(g, p, g._radius if not g.empty else p._radius)
 
 
-def _regions(labels: np.ndarray, ids: Sequence[int], keep: np.ndarray | None, radius: int,
-             with_f: bool) -> dict[int, _Region]:
-    """One region per id. The ids are looked for only inside the box of all non-zero labels (one
-    bounding-box pass per frame), which spares every id a full-frame pass over empty background."""
-    import cv2
-
-    out: dict[int, _Region] = {}
-    x, y, w, h = cv2.boundingRect(labels)
-    crop = labels[y:y + h, x:x + w]
-    keep_crop = None if keep is None else keep[y:y + h, x:x + w]
-    for object_id in ids:
-        if object_id in out:
-            continue
-        if object_id <= 0 or object_id > 255 or w == 0:
-            # Id 0 asks for the background (searched on the whole frame); an id no uint8 map holds,
-            # or any id in a frame without labels, is an empty region.
-            out[object_id] = _Region(None, radius) if object_id != 0 else _background_region(labels, keep, radius,
-                                                                                              with_f)
-            continue
-        mask = crop == object_id
-        if keep_crop is not None:
-            mask &= keep_crop
-        out[object_id] = _Region(mask, radius, offset=(y, x), frame_shape=labels.shape)
-    return out
-
-
 def _background_region(labels: np.ndarray, keep: np.ndarray | None, radius: int, with_f: bool) -> _Region:
     mask = labels == 0
     if keep is not None:
@@ -288,12 +262,6 @@ def _check(gt: np.ndarray, pred: np.ndarray, void: np.ndarray | None):
     return np.ascontiguousarray(gt, dtype=np.uint8), np.ascontiguousarray(pred, dtype=np.uint8), void
 
 
-def _keep(void: np.ndarray | None, t: int) -> np.ndarray | None:
-    if void is None or not void[t].any():
-        return None
-    return ~void[t]
-
-
 def object_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence[int],
                         void: np.ndarray | None = None, pred_ids: Sequence[int] | None = None,
                         bound_th: float = BOUNDARY_THRESHOLD) -> tuple[np.ndarray, np.ndarray]:
@@ -314,11 +282,11 @@ def object_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence[i
     j = np.empty((len(object_ids), n_frames), dtype=np.float64)
     f = np.empty_like(j)
     for t in range(n_frames):
-        keep = _keep(void, t)
-        g_regions = _regions(gt[t], object_ids, keep, radius, True)
-        p_regions = _regions(pred[t], pred_ids, keep, radius, True)
+        frame_void = None if void is None else void[t]
+        g_regions = FrameRegions(gt[t], frame_void, radius, (height, width))
+        p_regions = FrameRegions(pred[t], frame_void, radius, (height, width))
         for k, (gid, pid) in enumerate(zip(object_ids, pred_ids)):
-            j[k, t], f[k, t] = pair_scores(g_regions[gid], p_regions[pid])
+            j[k, t], f[k, t] = pair_scores(g_regions.get(gid), p_regions.get(pid))
     return j, f
 
 
@@ -340,12 +308,12 @@ def pairwise_frame_scores(gt: np.ndarray, pred: np.ndarray, object_ids: Sequence
     j = np.empty((len(pred_ids), len(object_ids), n_frames), dtype=np.float64)
     f = np.empty_like(j)
     for t in range(n_frames):
-        keep = _keep(void, t)
-        g_regions = _regions(gt[t], object_ids, keep, radius, True)
-        p_regions = _regions(pred[t], pred_ids, keep, radius, True)
+        frame_void = None if void is None else void[t]
+        g_regions = FrameRegions(gt[t], frame_void, radius, (height, width))
+        p_regions = FrameRegions(pred[t], frame_void, radius, (height, width))
         for p_index, pid in enumerate(pred_ids):
             for k, gid in enumerate(object_ids):
-                j[p_index, k, t], f[p_index, k, t] = pair_scores(g_regions[gid], p_regions[pid])
+                j[p_index, k, t], f[p_index, k, t] = pair_scores(g_regions.get(gid), p_regions.get(pid))
     return j, f
 
 
